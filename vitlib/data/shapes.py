@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import language
-from .render import BACKGROUND, COLORS, GRID, SHAPES, SIZES, cell_center, render_sprites, sprites
+from .render import BACKGROUND, COLORS, GRID, SHAPES, SIZES, box_origin, cell_center, render_sprites, sprites
 
 SPLITS = ("train", "val", "test", "heldout")
 DEFAULT_HOLDOUT = (("red", "triangle"), ("green", "cross"), ("blue", "diamond"), ("yellow", "circle"))
@@ -200,8 +200,18 @@ class ShapesWorld:
         return cell_center(obj.position, self.image_size)
 
     def render(self, scene: Scene) -> np.ndarray:
-        """One scene -> uint8 image (H, W, 3)."""
-        return self.render_batch([scene])[0]
+        """One scene -> uint8 image (H, W, 3); the same pixels as ``render_batch([scene])[0]``."""
+        image = np.empty((self.image_size, self.image_size, 3), np.int16)
+        image[:] = BACKGROUND
+        B = self._sprites.shape[1]
+        for o in scene.objects:
+            cell = o.position[0] * GRID + o.position[1]
+            key = (o.shape, o.size, cell, o.color)
+            if key not in self._sprite_index:
+                self.check_scene(scene)  # names the bad value
+            y0, x0 = box_origin(o.position, self.image_size)
+            image[y0:y0 + B, x0:x0 + B] += self._sprites[self._sprite_index[key]]
+        return image.astype(np.uint8)
 
     def render_batch(self, scenes) -> np.ndarray:
         """A list of scenes -> uint8 images (N, H, W, 3)."""
