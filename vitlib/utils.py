@@ -237,10 +237,12 @@ def train(
     shown: dict[str, str] = {}  # what the bar shows: running loss and the latest eval metrics
 
     def evaluate() -> None:
+        modes = [(m, m.training) for m in model.modules()]  # restored one by one: a frozen part may stay in eval
         model.eval()
         with torch.no_grad():
             results = eval_fn(model)
-        model.train()
+        for m, mode in modes:
+            m.train(mode)
         if not isinstance(results, Mapping):
             raise TypeError(f"eval_fn must return a dict of metric values, got {type(results).__name__}")
         history.log(step, **results)
