@@ -85,7 +85,7 @@ def caption(scene, rng: random.Random) -> str:
     if template == 0:
         return f"{nps}."
     if template == 1:
-        return f"there {'is' if len(objs) == 1 else 'are'} {nps}."
+        return f"there is {nps}."
     if template == 2:
         return f"the image shows {nps}."
     if template == 3:
