@@ -1,0 +1,124 @@
+"""vitlib.attention equals PyTorch: F.scaled_dot_product_attention and nn.MultiheadAttention (chapter 02)."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vitlib.attention import MultiHeadAttention, causal_mask, scaled_dot_product_attention
+
+ATOL = 1e-6
+
+
+def qkv(B=2, H=3, L=5, S=7, E=8, Ev=6, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(B, H, L, E, generator=g), torch.randn(B, H, S, E, generator=g),
+            torch.randn(B, H, S, Ev, generator=g))
+
+
+def masks(L=5, S=7, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    bool_mask = torch.rand(2, 1, L, S, generator=g) > 0.3
+    bool_mask[..., 0] = True  # every query sees at least one key
+    return {"none": None, "bool": bool_mask, "float": torch.randn(L, S, generator=g),
+            "bool-with-empty-row": bool_mask.clone().index_fill_(2, torch.tensor([1]), False)}
+
+
+@pytest.mark.parametrize("impl", ["naive", "fused"])
+@pytest.mark.parametrize("mask_kind", ["none", "bool", "float", "bool-with-empty-row"])
+@pytest.mark.parametrize("is_causal", [False, True])
+def test_sdpa_matches_pytorch(impl, mask_kind, is_causal):
+    q, k, v = qkv(L=6, S=6) if is_causal else qkv()
+    mask = masks(*((6, 6) if is_causal else (5, 7)))[mask_kind]
+    ours = scaled_dot_product_attention(q, k, v, mask=mask, is_causal=is_causal, impl=impl)
+    if is_causal and mask is not None:  # PyTorch takes one or the other: fold the triangle in for the reference
+        tri = causal_mask(6, 6)
+        ref_mask = mask & tri if mask.dtype == torch.bool else torch.where(tri, mask, float("-inf"))
+        ref = F.scaled_dot_product_attention(q, k, v, attn_mask=ref_mask)
+    else:
+        ref = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal)
+    torch.testing.assert_close(ours, ref, atol=ATOL, rtol=0)
+
+
+def test_causal_mask_alignment():
+    assert causal_mask(3, 3).tolist() == [[True, False, False], [True, True, False], [True, True, True]]
+    assert causal_mask(1, 4).tolist() == [[True, True, True, True]], "the newest query sees every cached key"
+
+
+def _copy_pair(cross: bool, seed: int):
+    torch.manual_seed(seed)
+    kdim = 12 if cross else None
+    ref = nn.MultiheadAttention(16, 4, batch_first=True, kdim=kdim, vdim=kdim)
+    with torch.no_grad():  # randomise the biases, which PyTorch initialises to zero
+        ref.in_proj_bias.normal_()
+        ref.out_proj.bias.normal_()
+    return ref, MultiHeadAttention.from_torch(ref)
+
+
+@pytest.mark.parametrize("cross", [False, True])
+@pytest.mark.parametrize("impl", ["naive", "fused"])
+def test_mha_matches_nn_multihead_attention(cross, impl):
+    ref, ours = _copy_pair(cross, seed=1)
+    ours.impl = impl
+    x = torch.randn(3, 5, 16)
+    c = torch.randn(3, 9, 12) if cross else x
+    keep = torch.ones(3, c.shape[1], dtype=torch.bool)
+    keep[0, -3:] = False  # padding at the end of the first sequence
+    expected, expected_w = ref(x, c, c, key_padding_mask=~keep, need_weights=True)
+    got = ours(x, None if not cross else c, attention_mask=keep)
+    torch.testing.assert_close(got, expected, atol=ATOL, rtol=0)
+    got_w = ours(x, None if not cross else c, attention_mask=keep, need_weights=True)[1]
+    torch.testing.assert_close(got_w, expected_w, atol=ATOL, rtol=0)
+
+
+def test_mha_causal_matches_nn_multihead_attention():
+    ref, ours = _copy_pair(False, seed=2)
+    x = torch.randn(2, 6, 16)
+    expected, _ = ref(x, x, x, attn_mask=~causal_mask(6, 6), need_weights=False)
+    torch.testing.assert_close(ours(x, is_causal=True), expected, atol=ATOL, rtol=0)
+
+
+def test_kv_cache_gives_the_same_outputs_as_full_attention():
+    _, mha = _copy_pair(False, seed=3)
+    x = torch.randn(2, 7, 16)
+    full = mha(x, is_causal=True)
+    out, past = mha(x[:, :4], is_causal=True, use_cache=True)
+    steps = [out]
+    for t in range(4, 7):
+        out, past = mha(x[:, t:t + 1], is_causal=True, past_kv=past, use_cache=True)
+        steps.append(out)
+    torch.testing.assert_close(torch.cat(steps, dim=1), full, atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("args, message", [
+    (lambda: (torch.randn(4), torch.randn(4, 4), torch.randn(4, 4)), "q must have shape"),
+    (lambda: (torch.randn(2, 3, 8), torch.randn(2, 5, 6), torch.randn(2, 5, 6)), "feature sizes differ"),
+    (lambda: (torch.randn(2, 3, 8), torch.randn(3, 5, 8), torch.randn(3, 5, 8)), "batch dimensions do not match"),
+    (lambda: (torch.randn(2, 3, 8), torch.randn(2, 5, 8), torch.randn(2, 4, 8)), "same length"),
+    (lambda: (torch.randn(2, 3, 8), torch.randn(2, 5, 8).double(), torch.randn(2, 5, 8)), "dtypes differ"),
+])
+def test_sdpa_bad_input(args, message):
+    with pytest.raises(ValueError, match=message):
+        scaled_dot_product_attention(*args())
+
+
+def test_sdpa_bad_mask_and_impl():
+    q, k, v = qkv()
+    with pytest.raises(ValueError, match=r"mask of shape \(4, 4\) does not broadcast"):
+        scaled_dot_product_attention(q, k, v, mask=torch.ones(4, 4, dtype=torch.bool))
+    with pytest.raises(ValueError, match="mask must be bool"):
+        scaled_dot_product_attention(q, k, v, mask=torch.ones(5, 7, dtype=torch.long))
+    with pytest.raises(ValueError, match="unknown impl 'flash'; allowed: naive, fused"):
+        scaled_dot_product_attention(q, k, v, impl="flash")
+
+
+def test_mha_bad_input():
+    with pytest.raises(ValueError, match="d_model=10 is not divisible by n_heads=3"):
+        MultiHeadAttention(10, 3)
+    mha = MultiHeadAttention(16, 4)
+    with pytest.raises(ValueError, match=r"x must have shape \(batch, length, 16\), got \(2, 5, 8\)"):
+        mha(torch.randn(2, 5, 8))
+    with pytest.raises(ValueError, match="context must have shape"):
+        mha(torch.randn(2, 5, 16), torch.randn(3, 5, 16))
+    with pytest.raises(ValueError, match=r"attention_mask must be a bool tensor of shape \(2, 5\)"):
+        mha(torch.randn(2, 5, 16), attention_mask=torch.ones(2, 4, dtype=torch.bool))
