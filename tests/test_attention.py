@@ -71,6 +71,24 @@ def test_mha_matches_nn_multihead_attention(cross, impl):
     torch.testing.assert_close(got_w, expected_w, atol=ATOL, rtol=0)
 
 
+@pytest.mark.parametrize("cross", [False, True])
+def test_head_weights_match_nn_multihead_attention_per_head(cross):
+    ref, ours = _copy_pair(cross, seed=4)
+    x = torch.randn(2, 5, 16)
+    c = torch.randn(2, 9, 12) if cross else x
+    keep = torch.ones(2, c.shape[1], dtype=torch.bool)
+    keep[1, -2:] = False
+    _, expected = ref(x, c, c, key_padding_mask=~keep, need_weights=True, average_attn_weights=False)
+    got = ours.head_weights(x, None if not cross else c, attention_mask=keep)
+    assert got.shape == (2, 4, 5, c.shape[1])
+    torch.testing.assert_close(got, expected, atol=ATOL, rtol=0)
+    torch.testing.assert_close(got.mean(dim=1), ours(x, None if not cross else c, attention_mask=keep,
+                                                    need_weights=True)[1], atol=ATOL, rtol=0)
+    causal = ours.head_weights(x, is_causal=True) if not cross else None
+    if causal is not None:
+        assert torch.all(causal.triu(diagonal=1) == 0), "a causal head puts weight on a future key"
+
+
 def test_mha_causal_matches_nn_multihead_attention():
     ref, ours = _copy_pair(False, seed=2)
     x = torch.randn(2, 6, 16)

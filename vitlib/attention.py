@@ -139,11 +139,7 @@ class MultiHeadAttention(nn.Module):
         layer returned at earlier steps, each (B, H, P, Dh); with ``use_cache`` the new (k, v) is returned too.
         With ``need_weights`` the head-averaged weights (B, T, S) are returned too.
         """
-        c = x if context is None else context
-        if x.dim() != 3 or x.shape[-1] != self.d_model:
-            raise ValueError(f"x must have shape (batch, length, {self.d_model}), got {tuple(x.shape)}")
-        if c.dim() != 3 or c.shape[-1] != self.d_context or c.shape[0] != x.shape[0]:
-            raise ValueError(f"context must have shape ({x.shape[0]}, length, {self.d_context}), got {tuple(c.shape)}")
+        c = self._context(x, context)
         q = rearrange(self.q_proj(x), "b t (h d) -> b h t d", h=self.n_heads)  # (B, H, T, Dh)
         k = rearrange(self.k_proj(c), "b s (h d) -> b h s d", h=self.n_heads)  # (B, H, S, Dh)
         v = rearrange(self.v_proj(c), "b s (h d) -> b h s d", h=self.n_heads)  # (B, H, S, Dh)
@@ -160,6 +156,26 @@ class MultiHeadAttention(nn.Module):
         extra = ((k, v),) if use_cache else ()
         extra += (weights.mean(dim=1),) if need_weights else ()
         return (out, *extra) if extra else out
+
+    def head_weights(self, x, context=None, attention_mask=None, attn_mask=None, is_causal: bool = False):
+        """The attention weights of every head, (B, H, T, S), for the same inputs as ``forward`` (no cache).
+
+        ``forward(..., need_weights=True)`` returns their mean over heads; attention-map plots want each head.
+        """
+        c = self._context(x, context)
+        q = rearrange(self.q_proj(x), "b t (h d) -> b h t d", h=self.n_heads)  # (B, H, T, Dh)
+        k = rearrange(self.k_proj(c), "b s (h d) -> b h s d", h=self.n_heads)  # (B, H, S, Dh)
+        mask = self._mask(x.shape[0], q.shape[2], k.shape[2], attention_mask, attn_mask, is_causal, x.device)
+        return attention_weights(q, k, mask)  # (B, H, T, S)
+
+    def _context(self, x, context):
+        """Check x (B, T, d_model) and context (B, S, d_context); return the tensor keys and values come from."""
+        c = x if context is None else context
+        if x.dim() != 3 or x.shape[-1] != self.d_model:
+            raise ValueError(f"x must have shape (batch, length, {self.d_model}), got {tuple(x.shape)}")
+        if c.dim() != 3 or c.shape[-1] != self.d_context or c.shape[0] != x.shape[0]:
+            raise ValueError(f"context must have shape ({x.shape[0]}, length, {self.d_context}), got {tuple(c.shape)}")
+        return c
 
     @staticmethod
     def _mask(B, T, S, attention_mask, attn_mask, is_causal, device):
