@@ -14,8 +14,9 @@ def world():
 
 def test_special_token_ids_are_fixed(world):
     tok = world.tokenizer
-    assert tok.vocab[:5] == ("<pad>", "<bos>", "<eos>", "<image>", "<unk>")
-    assert (tok.pad_id, tok.bos_id, tok.eos_id, tok.image_id, tok.unk_id) == (0, 1, 2, 3, 4)
+    assert tok.vocab[:5] == ("<pad>", "<bos>", "<unk>", "<eos>", "<image>")
+    assert (tok.pad_id, tok.bos_id, tok.unk_id, tok.eos_id, tok.image_id) == (0, 1, 2, 3, 4)
+    assert tok.eos_id != 2, "transformers' CLIP treats eos_token_id == 2 as legacy and would pool elsewhere"
 
 
 def test_all_generated_language_round_trips(world):

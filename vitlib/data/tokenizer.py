@@ -1,7 +1,9 @@
 """A word-level tokenizer over a fixed vocabulary (chapters 00 and 01).
 
 Text is lower-cased and split into words and single punctuation marks; each piece maps to one id. Special tokens
-come first, so their ids never change: <pad>=0, <bos>=1, <eos>=2, <image>=3, <unk>=4.
+come first, so their ids never change: <pad>=0, <bos>=1, <unk>=2, <eos>=3, <image>=4. (<eos> is not id 2 because
+transformers' CLIP text model treats eos_token_id == 2 as a legacy setting and pools at the largest token id
+instead of at <eos>; chapter 05 exports the course CLIP to it.)
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import re
 
 import torch
 
-SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>", "<image>", "<unk>")
+SPECIAL_TOKENS = ("<pad>", "<bos>", "<unk>", "<eos>", "<image>")
 _PIECE = re.compile(r"<[a-z]+>|[a-z]+|[^\sa-z]")
 _NO_SPACE_BEFORE = set(".,?:;")
 
@@ -25,7 +27,7 @@ class WordTokenizer:
             raise ValueError(f"vocabulary words must be unique and not special tokens; problems: {clash or 'duplicates'}")
         self.vocab = SPECIAL_TOKENS + words
         self.token_to_id = {w: i for i, w in enumerate(self.vocab)}
-        self.pad_id, self.bos_id, self.eos_id, self.image_id, self.unk_id = range(len(SPECIAL_TOKENS))
+        self.pad_id, self.bos_id, self.unk_id, self.eos_id, self.image_id = range(len(SPECIAL_TOKENS))
 
     @property
     def vocab_size(self) -> int:
