@@ -1,0 +1,85 @@
+"""Contrastive losses equal transformers' CLIPModel and SiglipModel losses; hinge and recall@k by hand."""
+
+import math
+
+import pytest
+import torch
+from transformers import CLIPConfig, CLIPModel, SiglipConfig, SiglipModel
+
+from vitlib.contrastive import clip_loss, hinge_loss, recall_at_k, siglip_loss, similarity
+
+TINY_TEXT = dict(vocab_size=50, hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                 max_position_embeddings=16)
+TINY_VISION = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=16,
+                   patch_size=8)
+
+
+def _batch(n=6, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(5, 50, (n, 8), generator=g)
+    return ids, torch.rand(n, 3, 16, 16, generator=g)
+
+
+def test_clip_loss_matches_transformers():
+    torch.manual_seed(0)
+    config = CLIPConfig(text_config={**TINY_TEXT, "eos_token_id": 3}, vision_config=TINY_VISION, projection_dim=24)
+    model = CLIPModel(config).eval()
+    with torch.no_grad():
+        model.logit_scale.fill_(math.log(1 / 0.07) + 0.3)
+        ids, pixels = _batch()
+        out = model(input_ids=ids, pixel_values=pixels, return_loss=True)
+        ours = clip_loss(out.image_embeds * 3.0, out.text_embeds * 0.5, model.logit_scale)  # scale-free: normalised inside
+    torch.testing.assert_close(ours, out.loss, atol=1e-5, rtol=0)
+
+
+def test_siglip_loss_matches_transformers():
+    torch.manual_seed(0)
+    config = SiglipConfig(text_config=TINY_TEXT, vision_config=TINY_VISION)
+    model = SiglipModel(config).eval()
+    with torch.no_grad():  # transformers initialises both to 0; set them by hand so they matter
+        model.logit_scale.fill_(math.log(10.0))
+        model.logit_bias.fill_(-2.5)
+        ids, pixels = _batch(seed=1)
+        out = model(input_ids=ids, pixel_values=pixels, return_loss=True)
+        ours = siglip_loss(out.image_embeds, out.text_embeds, model.logit_scale, model.logit_bias)
+    torch.testing.assert_close(ours, out.loss, atol=1e-5, rtol=0)
+
+
+def test_hinge_loss_by_hand():
+    v = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    t = torch.tensor([[1.0, 0.1], [0.2, 1.0], [-1.0, 1.0]])
+    s = similarity(v, t)
+    m = 0.2
+    expected = sum(max(0.0, m - s[i, i].item() + s[i, j].item()) + max(0.0, m - s[j, j].item() + s[i, j].item())
+                   for i in range(3) for j in range(3) if i != j) / 3
+    assert hinge_loss(v, t, margin=m).item() == pytest.approx(expected, abs=1e-6)
+    perfect = torch.eye(3)
+    assert hinge_loss(perfect, perfect, margin=0.5).item() == 0.0, "orthogonal matches beat every negative by 1 > m"
+
+
+def test_losses_prefer_matched_pairs():
+    g = torch.Generator().manual_seed(0)
+    v = torch.randn(8, 16, generator=g)
+    shuffled = v[torch.randperm(8, generator=g)]
+    scale, bias = torch.tensor(math.log(10.0)), torch.tensor(-2.0)
+    assert clip_loss(v, v, scale) < clip_loss(v, shuffled, scale)
+    assert hinge_loss(v, v) < hinge_loss(v, shuffled)
+    assert siglip_loss(v, v, scale, bias) < siglip_loss(v, shuffled, scale, bias)
+
+
+def test_recall_at_k():
+    s = torch.tensor([[0.9, 0.1, 0.0], [0.8, 0.7, 0.0], [0.1, 0.2, 0.3]])
+    assert recall_at_k(s, 1) == pytest.approx(2 / 3)
+    assert recall_at_k(s, 2) == 1.0
+    assert recall_at_k(s, 1, targets=torch.tensor([0, 0, 2])) == 1.0
+    with pytest.raises(ValueError, match="k must be in 1..3"):
+        recall_at_k(s, 4)
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match=r"must pair up one to one: image \(4, 8\) vs text \(3, 8\)"):
+        clip_loss(torch.randn(4, 8), torch.randn(3, 8), torch.tensor(1.0))
+    with pytest.raises(ValueError, match="at least 2 pairs"):
+        hinge_loss(torch.randn(1, 8), torch.randn(1, 8))
+    with pytest.raises(ValueError, match="2-D tensor"):
+        siglip_loss(torch.randn(4), torch.randn(4), torch.tensor(1.0), torch.tensor(0.0))

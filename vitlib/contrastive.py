@@ -1,0 +1,73 @@
+"""Contrastive image-text losses and retrieval metrics (chapter 05).
+
+With L2-normalised image embeddings v_i and text embeddings t_j, cosine similarities s_ij = v_i . t_j and a learned
+temperature tau = 1 / exp(logit_scale):
+
+    InfoNCE (CLIP):   L = 1/2 [ CE(s / tau, rows) + CE(s^T / tau, rows) ],  CE(l, rows) = -1/N sum_i log softmax(l_i)_i
+    hinge (margin):   L = 1/N sum_i sum_{j != i} [ m - s_ii + s_ij ]_+           d(f(x), g(y)) = 1 - cos(f(x), g(y))
+    sigmoid (SigLIP): L = -1/N sum_i sum_j log sigmoid( z_ij (s_ij exp(logit_scale) + logit_bias) ),  z_ij = +1 if i = j else -1
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def _check_pair(image_embeds, text_embeds) -> None:
+    for name, t in (("image_embeds", image_embeds), ("text_embeds", text_embeds)):
+        if not isinstance(t, torch.Tensor) or t.dim() != 2:
+            raise ValueError(f"{name} must be a 2-D tensor (batch, dim), got "
+                             f"{tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__}")
+    if image_embeds.shape != text_embeds.shape:
+        raise ValueError(f"image and text embeddings must pair up one to one: image {tuple(image_embeds.shape)} "
+                         f"vs text {tuple(text_embeds.shape)}")
+    if image_embeds.shape[0] < 2:
+        raise ValueError(f"a contrastive loss needs at least 2 pairs in the batch, got {image_embeds.shape[0]}")
+
+
+def similarity(image_embeds: torch.Tensor, text_embeds: torch.Tensor) -> torch.Tensor:
+    """Cosine similarity matrix s_ij = cos(v_i, t_j): (N_images, N_texts)."""
+    return F.normalize(image_embeds, dim=-1) @ F.normalize(text_embeds, dim=-1).T
+
+
+def clip_loss(image_embeds: torch.Tensor, text_embeds: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
+    """Symmetric InfoNCE. Embeddings are normalised here; ``logit_scale`` = log(1 / tau) (log space, as CLIP)."""
+    _check_pair(image_embeds, text_embeds)
+    logits_per_image = similarity(image_embeds, text_embeds) * logit_scale.exp()  # (N, N), row i: image i vs texts
+    targets = torch.arange(len(logits_per_image), device=logits_per_image.device)
+    return (F.cross_entropy(logits_per_image, targets) + F.cross_entropy(logits_per_image.T, targets)) / 2
+
+
+def hinge_loss(image_embeds: torch.Tensor, text_embeds: torch.Tensor, margin: float = 0.2) -> torch.Tensor:
+    """The margin loss: every wrong pair must be at least ``margin`` less similar than the right one, both ways.
+
+    Written with the cosine distance d = 1 - cos, [d(v_i, t_i) - d(v_i, t_j) + m]_+ = [m - s_ii + s_ij]_+ .
+    """
+    _check_pair(image_embeds, text_embeds)
+    s = similarity(image_embeds, text_embeds)  # (N, N)
+    positive = s.diag()
+    off_diagonal = ~torch.eye(len(s), dtype=torch.bool, device=s.device)
+    image_to_text = (margin - positive[:, None] + s).clamp(min=0)[off_diagonal]  # image i against texts j != i
+    text_to_image = (margin - positive[None, :] + s).clamp(min=0)[off_diagonal]  # text j against images i != j
+    return (image_to_text.sum() + text_to_image.sum()) / len(s)
+
+
+def siglip_loss(image_embeds: torch.Tensor, text_embeds: torch.Tensor, logit_scale: torch.Tensor,
+                logit_bias: torch.Tensor) -> torch.Tensor:
+    """Pairwise sigmoid loss: each (image, text) pair is its own binary "do these match?" question."""
+    _check_pair(image_embeds, text_embeds)
+    logits = similarity(text_embeds, image_embeds) * logit_scale.exp() + logit_bias  # (N_texts, N_images)
+    z = 2 * torch.eye(len(logits), device=logits.device, dtype=logits.dtype) - 1  # +1 on the diagonal, -1 elsewhere
+    return -F.logsigmoid(z * logits).sum(dim=-1).mean()
+
+
+def recall_at_k(similarities: torch.Tensor, k: int, targets: torch.Tensor | None = None) -> float:
+    """Fraction of queries (rows) whose target column is among the k most similar. Default target: the diagonal."""
+    if similarities.dim() != 2:
+        raise ValueError(f"similarities must be (queries, candidates), got {tuple(similarities.shape)}")
+    if not 1 <= k <= similarities.shape[1]:
+        raise ValueError(f"k must be in 1..{similarities.shape[1]} (the number of candidates), got {k}")
+    targets = torch.arange(len(similarities), device=similarities.device) if targets is None else targets
+    top = similarities.topk(k, dim=1).indices  # (Q, k)
+    return (top == targets[:, None]).any(dim=1).float().mean().item()
