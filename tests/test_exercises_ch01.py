@@ -30,12 +30,18 @@ def merge_right_to_left(ids, pair, new_id):  # "5 5 5" -> [5, 9] instead of [9, 
     return merge(ids[::-1], pair[::-1], new_id)[::-1]
 
 
-def sinusoidal(max_len, d_model):
-    pos = torch.arange(max_len, dtype=torch.float64)[:, None]
-    freq = 10000 ** (-torch.arange(0, d_model, 2, dtype=torch.float64) / d_model)
-    pe = torch.zeros(max_len, d_model, dtype=torch.float64)
-    pe[:, 0::2], pe[:, 1::2] = torch.sin(pos * freq), torch.cos(pos * freq)
-    return pe.float()
+def shift_matrix(k, d_model):
+    m = torch.zeros(d_model, d_model)
+    for i in range(d_model // 2):
+        a = k / 10000 ** (2 * i / d_model)
+        m[2 * i, 2 * i], m[2 * i, 2 * i + 1] = math.cos(a), math.sin(a)
+        m[2 * i + 1, 2 * i], m[2 * i + 1, 2 * i + 1] = -math.sin(a), math.cos(a)
+    return m
+
+
+def caption_perplexity(log_probs, ids):
+    nll = [-log_probs[a, b].item() for a, b in zip(ids, ids[1:])]
+    return math.exp(sum(nll) / len(nll))
 
 
 def rotate_pair(x, y, m, theta):
@@ -45,9 +51,10 @@ def rotate_pair(x, y, m, theta):
 
 def test_checkers_accept_correct_solutions():
     assert ch01.check_merge(merge)
-    assert ch01.check_sinusoidal(sinusoidal)
-    assert ch01.check_perplexity_from_log_probs(lambda lp: math.exp(-lp.mean().item()))
-    assert ch01.check_perplexity_from_log_probs(lambda lp: torch.exp(-lp.mean()))   # a 0-d tensor is fine too
+    assert ch01.check_sinusoidal_shift(shift_matrix)
+    assert ch01.check_caption_perplexity(caption_perplexity)
+    assert ch01.check_caption_perplexity(   # a 0-d tensor is as good as a float
+        lambda lp, ids: (-lp[torch.tensor(ids[:-1]), torch.tensor(ids[1:])]).mean().exp())
     assert ch01.check_rotate_pair(rotate_pair)
 
 
@@ -55,21 +62,22 @@ def test_checkers_reject_wrong_solutions(capsys):
     assert not ch01.check_merge(merge_first_only)
     assert not ch01.check_merge(merge_right_to_left)
     assert not ch01.check_merge(lambda ids, pair, new_id: tuple(merge(ids, pair, new_id)))
-    assert not ch01.check_sinusoidal(lambda T, d: sinusoidal(T, d).flip(-1))           # cos before sin
-    assert not ch01.check_sinusoidal(lambda T, d: torch.cat([sinusoidal(T, d)[:, 0::2], sinusoidal(T, d)[:, 1::2]], 1))
-    assert not ch01.check_perplexity_from_log_probs(lambda lp: math.exp(lp.mean().item()))   # sign
-    assert not ch01.check_perplexity_from_log_probs(lambda lp: math.exp(-lp.sum().item()))   # sum, not mean
+    assert not ch01.check_sinusoidal_shift(lambda k, d: shift_matrix(k, d).T)          # rotates the wrong way
+    assert not ch01.check_sinusoidal_shift(lambda k, d: shift_matrix(1, d))             # forgets k
+    assert not ch01.check_caption_perplexity(lambda lp, ids: caption_perplexity(lp.T, ids))   # p(a | b)
+    assert not ch01.check_caption_perplexity(lambda lp, ids: math.exp(-sum(lp[a, b].item() for a, b in
+                                                                            zip(ids, ids[1:]))))  # sum, not mean
     assert not ch01.check_rotate_pair(lambda x, y, m, theta: rotate_pair(x, y, 1, theta))  # forgets the position
     assert not ch01.check_rotate_pair(lambda x, y, m, theta: rotate_pair(x, y, -m, theta))  # clockwise
     out = capsys.readouterr().out
-    assert "three in a row" in out and "values differ" in out
+    assert "three in a row" in out and "M @ PE[t] misses PE[t + k]" in out
 
 
 def test_stub_gets_a_reminder_not_a_traceback(capsys):
     def stub(*args):
         raise NotImplementedError
 
-    for checker in (ch01.check_merge, ch01.check_sinusoidal, ch01.check_perplexity_from_log_probs,
+    for checker in (ch01.check_merge, ch01.check_sinusoidal_shift, ch01.check_caption_perplexity,
                     ch01.check_rotate_pair):
         assert not checker(stub)
     assert capsys.readouterr().out.count("not implemented yet") == 4

@@ -1,5 +1,6 @@
-"""Checkers for chapter 01's exercises: a BPE merge step, the sinusoidal table, perplexity from log-probabilities
-and the rotation at the heart of RoPE. Each compares your function with the course's own implementation."""
+"""Checkers for chapter 01's exercises: a BPE merge step, the shift of the sinusoidal table, the perplexity of a
+caption under a bigram model, and the rotation at the heart of RoPE. Each compares your function with the
+course's own implementation."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import math
 
 import torch
 
+from ..data import ShapesWorld
 from ..data.bpe import merge
-from ..positional import apply_rope, sinusoidal_encoding
+from ..lm import BigramCounts, bigram_pairs, perplexity
+from ..positional import apply_rope, frequencies, sinusoidal_encoding
 from . import Case, check, mismatch
 
 
@@ -33,30 +36,47 @@ def check_merge(merge_fn) -> bool:
     return check(merge_fn, cases, name="merge", compare=same)
 
 
-def check_sinusoidal(sinusoidal) -> bool:
-    """``sinusoidal(max_len, d_model) -> tensor (max_len, d_model)``: PE[p, 2i] = sin(p / 10000^(2i/d)),
-    PE[p, 2i+1] = cos(p / 10000^(2i/d))."""
-    cases = [Case(args=(T, d), expected=sinusoidal_encoding(T, d), label=f"{T} positions, d_model={d}")
-             for T, d in ((1, 2), (4, 4), (16, 8), (50, 64))]
+def sinusoidal_shift(k: int, d_model: int) -> torch.Tensor:
+    """The (d_model, d_model) matrix M with PE[t + k] = M @ PE[t] for every position t: one 2x2 block per
+    frequency w_i, [[cos k w_i, sin k w_i], [-sin k w_i, cos k w_i]] (sin and cos of a sum)."""
+    angle = k * frequencies(d_model)                                              # (d/2,)
+    blocks = [torch.tensor([[c, s], [-s, c]]) for c, s in zip(angle.cos().tolist(), angle.sin().tolist())]
+    return torch.block_diag(*blocks).float()                                     # (d, d)
+
+
+def check_sinusoidal_shift(shift_matrix) -> bool:
+    """``shift_matrix(k, d_model) -> tensor (d_model, d_model)`` with PE[t + k] = M @ PE[t] for all t."""
+    cases = [Case(args=(k, d), expected=sinusoidal_shift(k, d), label=f"k={k}, d_model={d}")
+             for k, d in ((1, 2), (0, 4), (3, 4), (5, 16), (-2, 8), (10, 64))]
 
     def close(got, expected):
         if not isinstance(got, torch.Tensor):
             raise AssertionError(f"expected a tensor, got a {type(got).__name__}")
         problem = mismatch(got.float(), expected, rtol=1e-4, atol=1e-5)
+        if problem and got.shape == expected.shape:
+            pe = sinusoidal_encoding(20, expected.shape[0])                       # (T, d)
+            worst = (pe @ got.float().T - pe @ expected.T).abs().max().item()
+            problem += f"; M @ PE[t] misses PE[t + k] by up to {worst:.3g}"
         if problem:
             raise AssertionError(problem)
-    return check(sinusoidal, cases, name="sinusoidal", compare=close)
+    return check(shift_matrix, cases, name="shift_matrix", compare=close)
 
 
-def check_perplexity_from_log_probs(perplexity_from_log_probs) -> bool:
-    """``perplexity_from_log_probs(log_probs) -> float``: log_probs (N,) holds log p(x_t | x_<t) of each token."""
-    g = torch.Generator().manual_seed(1)
-    cases = [Case(args=(torch.full((10,), -math.log(80.0)),), expected=80.0, label="uniform over 80 tokens"),
-             Case(args=(torch.zeros(3),), expected=1.0, label="certain of every token")]
-    for n in (1, 5, 40):
-        lp = -torch.rand(n, generator=g, dtype=torch.float64) * 4
-        cases.append(Case(args=(lp,), expected=math.exp(-lp.mean().item()), label=f"{n} random log-probs"))
-    return check(perplexity_from_log_probs, cases, name="perplexity_from_log_probs")
+def check_caption_perplexity(caption_perplexity) -> bool:
+    """``caption_perplexity(log_probs, ids) -> float``: exp of the mean of -log p(x_t | x_{t-1}) over t = 1 .. T-1,
+    with log_probs[a, b] = log p(b | a) and ids running from <bos> to <eos>."""
+    world = ShapesWorld(seed=5)
+    tok = world.tokenizer
+    sequences = [tok.encode(world.caption(s), add_bos=True, add_eos=True) for s in world.scenes(300)]
+    table = BigramCounts(tok.vocab_size, alpha=0.1).fit(sequences).log_probs             # (V, V)
+    cases = []
+    for ids in sequences[:4] + [[tok.bos_id, tok.eos_id]]:
+        prev, nxt = bigram_pairs([ids])
+        cases.append(Case(args=(table, ids), expected=perplexity(-table[prev, nxt]),
+                          label=repr(tok.decode(ids)) if len(ids) > 2 else "the empty caption"))
+    uniform = torch.full((4, 4), -math.log(4.0))
+    cases.append(Case(args=(uniform, [0, 3, 2, 1]), expected=4.0, label="uniform over 4 tokens"))
+    return check(caption_perplexity, cases, name="caption_perplexity")
 
 
 def check_rotate_pair(rotate_pair) -> bool:
