@@ -113,6 +113,7 @@ class NeuralBigram(nn.Module):
         return torch.log_softmax(self.logits.weight.detach(), dim=-1)
 
     def nll(self, sequences) -> torch.Tensor:
+        """Per-token negative log-likelihoods (N,), on the CPU, of every next token in ``sequences``."""
         prev, nxt = bigram_pairs(sequences)
         return -self.log_probs[prev.to(self.logits.weight.device), nxt.to(self.logits.weight.device)].cpu()
 

@@ -98,8 +98,8 @@ def apply_rope(x: torch.Tensor, positions: torch.Tensor, base: float = 10000.0) 
         raise ValueError(f"positions of shape {tuple(positions.shape)} do not broadcast to x.shape[:-1] = "
                          f"{tuple(x.shape[:-1])}")
     wide = torch.float32 if x.device.type == "mps" else torch.float64                     # MPS has no float64
-    theta = frequencies(d, base).to(x.device, wide)                                   # (d/2,)
-    angle = positions.to(x.device, wide)[..., None] * theta                                # (..., T, d/2)
+    theta = frequencies(d, base).to(wide).to(x.device)                                     # (d/2,)
+    angle = positions.to(wide).to(x.device)[..., None] * theta                             # (..., T, d/2)
     cos, sin = angle.cos().to(x.dtype), angle.sin().to(x.dtype)
     pairs = rearrange(x, "... (i two) -> ... i two", two=2)                                # (..., T, d/2, 2)
     x_even, x_odd = pairs[..., 0], pairs[..., 1]                                           # (..., T, d/2) each

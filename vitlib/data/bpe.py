@@ -15,7 +15,7 @@ of whitespace. ``SPLIT`` writes that regex with Python's ``re`` (``[^\\W\\d_]`` 
 two split text identically except at rare numerals such as "²" or "½", which ``re`` counts as letters.
 
 Training keeps a count of every pair and updates it only in the words a merge touches, so learning a thousand
-merges takes a second or two. Encoding applies the learned merges in the order they were learned (lowest rank
+merges takes about a second. Encoding applies the learned merges in the order they were learned (lowest rank
 first), exactly as GPT-2 and the ``tokenizers`` library do.
 """
 
@@ -181,7 +181,7 @@ class BPETokenizer:
         from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 
         byte_char = _bytes_to_unicode()
-        spell = [ "".join(byte_char[b] for b in token) for token in self.vocab]
+        spell = ["".join(byte_char[b] for b in token) for token in self.vocab]   # id -> its bytes as characters
         model = models.BPE(vocab={s: i for i, s in enumerate(spell)},
                            merges=[(spell[a], spell[b]) for a, b in self.merges])
         tok = Tokenizer(model)
