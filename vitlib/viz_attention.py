@@ -112,7 +112,7 @@ def show_attention(maps: dict, tokens, layer=None, head=0, query=None, highlight
     query = len(tokens) - 1 if query is None else query
     labels = [f"{i}:{t}" for i, t in enumerate(tokens)]
     w = maps[layer][head]  # (T, T)
-    size = max(4.0, 0.16 * len(tokens) + 1.5)
+    size = min(6.0, max(4.0, 0.16 * len(tokens) + 1.5))
     fig, (left, right) = plt.subplots(1, 2, figsize=(2.3 * size, size), gridspec_kw={"width_ratios": [1, 1.3]})
     plot_attention(w, labels, labels, ax=left, title=f"{layer}, head {head}", highlight_row=query)
     plot_query(w[query], labels, ax=right, highlight=highlight,
