@@ -1,0 +1,76 @@
+"""vitlib.hf.to_hf_gpt2: transformers' GPT2LMHeadModel with our weights gives our logits and our greedy tokens."""
+
+import pytest
+import torch
+
+from vitlib import zoo
+from vitlib.data import ShapesWorld
+from vitlib.hf import to_hf_gpt2
+from vitlib.transformer import GPT, GPTConfig
+
+pytest.importorskip("transformers")
+TOK = ShapesWorld().tokenizer
+SPECIAL = dict(bos_token_id=TOK.bos_id, eos_token_id=TOK.eos_id, pad_token_id=TOK.pad_id)
+
+
+def random_gpt(seed: int, **overrides) -> GPT:
+    torch.manual_seed(seed)
+    cfg = dict(vocab_size=TOK.vocab_size, d_model=32, n_layers=2, n_heads=4, max_len=48) | overrides
+    model = GPT(GPTConfig(**cfg)).eval()
+    with torch.no_grad():  # larger, non-zero weights everywhere (biases and norms included)
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    return model
+
+
+def hf_greedy(hf, prompt, new_tokens):
+    return hf.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=new_tokens, do_sample=False,
+                       eos_token_id=TOK.eos_id, pad_token_id=TOK.eos_id)
+
+
+CONFIGS = [dict(), dict(n_layers=3, n_heads=2, d_ff=40), dict(activation="relu", d_model=48, n_heads=6),
+           dict(norm_eps=1e-6, n_layers=1)]
+
+
+@pytest.mark.parametrize("overrides", CONFIGS, ids=["default", "d_ff", "relu", "eps"])
+def test_logits_match_gpt2(overrides):
+    model = random_gpt(0, **overrides)
+    hf = to_hf_gpt2(model, **SPECIAL)
+    assert hf.config.n_embd == model.config.d_model and hf.config.n_inner == model.config.d_ff
+    x = torch.randint(0, TOK.vocab_size, (3, 17), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        torch.testing.assert_close(hf(x).logits, model(x), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("overrides", CONFIGS[:2], ids=["default", "d_ff"])
+def test_greedy_tokens_match_gpt2_generate(overrides):
+    model = random_gpt(2, **overrides)
+    hf = to_hf_gpt2(model, **SPECIAL)
+    prompt = torch.randint(5, TOK.vocab_size, (4, 6), generator=torch.Generator().manual_seed(3))
+    ours = model.generate(prompt, 30, eos_token_id=TOK.eos_id)
+    theirs = hf_greedy(hf, prompt, 30)
+    assert torch.equal(ours, theirs)
+
+
+def test_the_head_stays_tied():
+    hf = to_hf_gpt2(random_gpt(0), **SPECIAL)
+    assert hf.lm_head.weight.data_ptr() == hf.transformer.wte.weight.data_ptr()
+
+
+def test_trained_checkpoint_matches_gpt2():
+    model = zoo.load("gpt-shapes")
+    hf = to_hf_gpt2(model, **SPECIAL)
+    texts = ["<bos> a small red circle at the top left and a blue square.", "<bos> two objects: a green"]
+    batch = TOK(texts, add_bos=False, add_eos=False)
+    with torch.no_grad():
+        ours = model(batch["input_ids"], attention_mask=batch["attention_mask"])
+        theirs = hf(batch["input_ids"], attention_mask=batch["attention_mask"].long()).logits
+    keep = batch["attention_mask"]
+    torch.testing.assert_close(theirs[keep], ours[keep], atol=1e-5, rtol=0)
+    prompt = torch.tensor([TOK.encode("<bos> there is"), TOK.encode("<bos> one object")])
+    assert torch.equal(model.generate(prompt, 40, eos_token_id=TOK.eos_id), hf_greedy(hf, prompt, 40))
+
+
+def test_rejects_other_models():
+    with pytest.raises(TypeError, match="vitlib.transformer.GPT"):
+        to_hf_gpt2(torch.nn.Linear(2, 2))
