@@ -1,0 +1,1 @@
+"""Training recipes for the course checkpoints: each trains a model the way its chapter does and saves it."""

@@ -1,0 +1,246 @@
+"""Recipe for the course GPT: pre-train a tiny GPT on ShapesWorld text (chapter 03).
+
+The text is one document per scene (word-level tokens of ``world.tokenizer``): a caption, and in one document out
+of four a question about the scene with its answer after the caption's <eos>:
+
+    <bos> a small red circle at the top left and a blue square. <eos>
+    <bos> there is a red circle and a blue square. <eos> what color is the circle? red. <eos>
+
+Questions ask for a colour, a shape, a count, a location, or whether a thing is there. A sample drawn from <bos> and
+stopped at the first <eos> is a caption, which ``world.parse_caption(strict=True)`` can judge. Chapter 03 then
+fine-tunes the model on 64 examples of one question ("how many objects are there?", ``qa_examples``), which the
+pre-training text holds too rarely for the model to answer.
+
+    python -m vitlib.recipes.gpt_shapes --save        # trains on the CPU and writes data/zoo/gpt-shapes.*
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import re
+
+import torch
+import torch.nn.functional as F
+
+from .. import zoo
+from ..data import IGNORE_INDEX, ShapesWorld
+from ..data.language import NUMBERS
+from ..transformer import GPT, GPTConfig
+from ..utils import get_device, seed_everything, train
+
+NAME = "gpt-shapes"
+QA_SHARE = 0.25
+PRETRAIN_QUESTIONS = ("color", "shape", "count", "exists", "position")  # not "relation": long and rare
+FINETUNE_QUESTION = "how many objects are there?"
+STEPS = 1600
+N_TRAIN, N_VAL, N_SAMPLES = 12000, 500, 1000  # documents to train on and to validate on; captions to sample
+_SPLIT_SEED = {"train": 0, "val": 1, "test": 2}
+_LOC = re.compile(r"\b(at|on|in) the\b")
+
+
+def config(device: torch.device | str = "cpu") -> GPTConfig:
+    """The course GPT: 3 layers of width 128 on a CPU (about 0.6 M parameters); twice as wide on a GPU."""
+    wide = torch.device(device).type == "cuda"
+    return GPTConfig(vocab_size=ShapesWorld().tokenizer.vocab_size, d_model=256 if wide else 128, n_layers=3,
+                     n_heads=8 if wide else 4, max_len=64)
+
+
+def _answerable(question: str, kind: str, caption: str, n_objects: int) -> bool:
+    """Can the caption answer it? Questions that name an object by its location ("the circle at the top left")
+    and questions about locations need a caption that gives every object's location."""
+    placed = len(_LOC.findall(caption)) == n_objects
+    return placed if kind == "position" or question.count(" the ") > 1 else True
+
+
+def texts(n: int, split: str = "train", seed: int = 0, world: ShapesWorld | None = None) -> list[str]:
+    """``n`` pre-training documents (one per scene of ``split``), seeded; see the module docstring."""
+    world = ShapesWorld(seed=0) if world is None else world
+    rng = random.Random(seed * 7919 + _SPLIT_SEED[split])
+    docs = []
+    for scene in world.scenes(n, split):
+        caption = world.caption(scene, rng)
+        doc = f"<bos> {caption} <eos>"
+        if rng.random() < QA_SHARE:
+            qa = [(q, a) for q, a, kind in world.questions(scene, rng)
+                  if kind in PRETRAIN_QUESTIONS and _answerable(q, kind, caption, len(scene.objects))]
+            q, a = rng.choice(qa)
+            doc += f" {q} {a}."
+        docs.append(doc)
+    return docs
+
+
+def qa_examples(n: int, split: str = "train", seed: int = 0,
+                world: ShapesWorld | None = None) -> list[tuple[list[int], list[int]]]:
+    """``n`` examples of the fine-tuning task, (prompt ids, answer ids):
+    "<bos> caption <eos> how many objects are there?" -> "two. <eos>"."""
+    world = ShapesWorld(seed=0) if world is None else world
+    tok, rng = world.tokenizer, random.Random(seed * 7919 + _SPLIT_SEED[split] + 101)
+    return [(tok.encode(f"<bos> {world.caption(scene, rng)} <eos> {FINETUNE_QUESTION}"),
+             tok.encode(f"{NUMBERS[len(scene.objects)]}.", add_eos=True)) for scene in world.scenes(n, split)]
+
+
+def qa_batch(examples) -> dict[str, torch.Tensor]:
+    """Pad (prompt, answer) pairs; labels only on the answer tokens (the prompt is given, not learned)."""
+    batch = collate([p + a for p, a in examples])
+    labels = torch.full_like(batch["labels"], IGNORE_INDEX)
+    for b, (p, a) in enumerate(examples):
+        labels[b, len(p):len(p) + len(a)] = torch.tensor(a)
+    batch["labels"] = labels
+    return batch
+
+
+@torch.no_grad()
+def answer_accuracy(model: GPT, examples, batch_size: int = 256) -> float:
+    """Fraction of examples whose every answer token (words, ".", <eos>) is the model's top choice given the
+    tokens before it: exactly the examples that greedy decoding answers word for word."""
+    device = next(model.parameters()).device
+    right = 0
+    for i in range(0, len(examples), batch_size):
+        batch = {k: v.to(device) for k, v in qa_batch(examples[i:i + batch_size]).items()}
+        predicted = model(batch["input_ids"])[:, :-1].argmax(-1)      # (B, T-1): guesses for tokens 1..T-1
+        targets = batch["labels"][:, 1:]                                # (B, T-1)
+        wrong = (predicted != targets) & (targets != IGNORE_INDEX)
+        right += int((~wrong.any(dim=1)).sum())
+    return right / len(examples)
+
+
+def encode(docs: list[str], world: ShapesWorld | None = None) -> list[list[int]]:
+    """Documents -> token ids, each ending with <eos>."""
+    tok = (ShapesWorld(seed=0) if world is None else world).tokenizer
+    return [tok.encode(d, add_eos=True) for d in docs]
+
+
+def collate(seqs: list[list[int]], pad_id: int = 0) -> dict[str, torch.Tensor]:
+    """Pad a batch; labels are the ids themselves with padding replaced by IGNORE_INDEX (shifted in the loss)."""
+    T = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), T), pad_id, dtype=torch.long)
+    labels = torch.full((len(seqs), T), IGNORE_INDEX, dtype=torch.long)
+    for b, s in enumerate(seqs):
+        ids[b, :len(s)] = torch.tensor(s)
+        labels[b, :len(s)] = torch.tensor(s)
+    return {"input_ids": ids, "labels": labels}
+
+
+def length_batches(seqs: list[list[int]], batch_size: int, steps: int, generator: torch.Generator,
+                   pool: int = 16) -> list[dict[str, torch.Tensor]]:
+    """``steps`` padded batches drawn epoch by epoch in a seeded order. Within pools of ``pool`` batches the
+    documents are sorted by length, so a batch holds documents of similar length and little padding."""
+    out = []
+    while len(out) < steps:
+        order = torch.randperm(len(seqs), generator=generator).tolist()
+        chunks = []
+        for i in range(0, len(order) - pool * batch_size + 1, pool * batch_size):
+            chunk = sorted(order[i:i + pool * batch_size], key=lambda j: len(seqs[j]))
+            chunks += [chunk[k:k + batch_size] for k in range(0, len(chunk), batch_size)]
+        for b in torch.randperm(len(chunks), generator=generator).tolist():
+            out.append(collate([seqs[j] for j in chunks[b]]))
+    return out[:steps]
+
+
+def lm_loss(model: GPT, batch: dict, reduction: str = "mean") -> torch.Tensor:
+    """Next-token cross-entropy: logits at position t predict labels at t + 1 (IGNORE_INDEX skipped)."""
+    logits = model(batch["input_ids"])[:, :-1]  # (B, T-1, V): predictions for tokens 1..T-1
+    targets = batch["labels"][:, 1:]            # (B, T-1)
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE_INDEX,
+                           reduction=reduction)
+
+
+@torch.no_grad()
+def perplexity(model: GPT, seqs: list[list[int]], batch_size: int = 256) -> float:
+    """exp(mean negative log-likelihood per predicted token) over the documents ``seqs``."""
+    device = next(model.parameters()).device
+    total, count = 0.0, 0
+    for i in range(0, len(seqs), batch_size):
+        batch = {k: v.to(device) for k, v in collate(seqs[i:i + batch_size]).items()}
+        total += lm_loss(model, batch, reduction="sum").item()
+        count += int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
+    return math.exp(total / count)
+
+
+class SampleProcessor:
+    """A logits processor that draws the next token from softmax(scores / temperature) with a seeded generator
+    and returns scores that keep only the drawn token, so that ``GPT.generate``'s argmax picks it."""
+
+    def __init__(self, generator: torch.Generator, temperature: float = 1.0):
+        if not temperature > 0:
+            raise ValueError(f"temperature must be positive, got {temperature!r}")
+        self.generator, self.temperature = generator, temperature
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        probs = (scores.float() / self.temperature).softmax(dim=-1).cpu()                  # (B, V)
+        drawn = torch.multinomial(probs, 1, generator=self.generator).to(scores.device)    # (B, 1)
+        return torch.full_like(scores, float("-inf")).scatter(1, drawn, 0.0)
+
+
+def sample_captions(model: GPT, n: int, seed: int = 0, temperature: float = 1.0) -> list[str]:
+    """``n`` texts sampled from <bos> (multinomial at ``temperature``, seeded) until <eos>."""
+    tok = ShapesWorld(seed=0).tokenizer
+    device = next(model.parameters()).device
+    start = torch.full((n, 1), tok.bos_id, dtype=torch.long, device=device)
+    ids = model.generate(start, model.config.max_len - 1, logits_processor=SampleProcessor(
+        torch.Generator().manual_seed(seed), temperature), eos_token_id=tok.eos_id)
+    out = []
+    for row in ids.tolist():
+        row = row[1:row.index(tok.eos_id)] if tok.eos_id in row else row[1:]
+        out.append(tok.decode(row))
+    return out
+
+
+def parse_rate(captions: list[str], world: ShapesWorld | None = None) -> float:
+    """Fraction of texts that ``world.parse_caption(strict=True)`` accepts."""
+    world = ShapesWorld(seed=0) if world is None else world
+    ok = 0
+    for text in captions:
+        try:
+            world.parse_caption(text, strict=True)
+            ok += 1
+        except ValueError:
+            pass
+    return ok / len(captions)
+
+
+def train_gpt_shapes(steps: int = STEPS, seed: int = 0, device: torch.device | str | None = None,
+                     cfg: GPTConfig | None = None, batch_size: int = 32, lr: float = 3e-3, n_train: int = N_TRAIN,
+                     n_val: int = N_VAL, n_samples: int = N_SAMPLES, eval_every: int = 100, progress: bool = True):
+    """Pre-train the course GPT; return (model, history, metrics) with metrics val_perplexity and parse_rate."""
+    device = get_device() if device is None else torch.device(device)
+    generator = seed_everything(seed)
+    cfg = config(device) if cfg is None else cfg
+    world = ShapesWorld(seed=0)
+    train_seqs = encode(texts(n_train, "train", seed, world))
+    val_seqs = encode(texts(n_val, "val", 0, world))  # the same validation text whatever the training seed
+    model = GPT(cfg).to(device)
+    loader = length_batches(train_seqs, batch_size, steps, generator)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.1)
+
+    def loss_fn(m, batch):  # called once per training step: move the learning rate along its schedule first
+        if optimizer.state:   # (from the second step on: the scheduler must follow an optimizer step)
+            schedule.step()
+        return lm_loss(m, batch)
+
+    history = train(model, loader, loss_fn, optimizer, steps=steps, eval_every=eval_every, progress=progress,
+                    eval_fn=lambda m: {"val_perplexity": perplexity(m, val_seqs)}, clip_grad_norm=1.0)
+    model.eval()
+    metrics = {"val_perplexity": perplexity(model, val_seqs),
+               "parse_rate": parse_rate(sample_captions(model, n_samples, seed=0), world)}
+    return model, history, metrics
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Pre-train the course GPT on ShapesWorld text (chapter 03).")
+    parser.add_argument("--steps", type=int, default=STEPS)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--save", action="store_true", help=f"write the checkpoint data/zoo/{NAME}.*")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)  # the matrices are small: one thread is about as fast, and the checkpoint reproducible
+    model, _, metrics = train_gpt_shapes(steps=args.steps, seed=args.seed, device="cpu")
+    print(metrics)
+    if args.save:
+        print("wrote", zoo.save(model, NAME, model.config, metrics))
+
+
+if __name__ == "__main__":
+    main()
