@@ -1,0 +1,154 @@
+"""vitlib.vision: the patch embedding equals a strided Conv2d, the ViT equals transformers' ViTModel, the CNN and the
+attribute classifier have the shapes and checks they promise (chapter 04)."""
+
+import pytest
+import torch
+from torch import nn
+
+from vitlib import zoo
+from vitlib.data import Obj, Scene, ShapesWorld, to_tensor
+from vitlib.vision import (ATTRIBUTES, AttributeClassifier, AttributeClassifierConfig, CNNConfig, CNNEncoder,
+                           PatchEmbedding, ViT, ViTConfig, patchify, scene_labels)
+
+ATOL = 1e-6
+
+
+def images(B=2, C=3, H=16, W=16, seed=0):
+    return torch.rand(B, C, H, W, generator=torch.Generator().manual_seed(seed))
+
+
+def test_patchify_cuts_row_by_row_and_flattens_pixels_then_channels():
+    x = images(B=1, C=3, H=8, W=12)
+    p = patchify(x, 4)                                   # (1, 2 * 3, 4 * 4 * 3)
+    assert p.shape == (1, 6, 48)
+    torch.testing.assert_close(p[0, 0], x[0, :, :4, :4].permute(1, 2, 0).reshape(-1), atol=0, rtol=0)
+    torch.testing.assert_close(p[0, 4], x[0, :, 4:8, 4:8].permute(1, 2, 0).reshape(-1), atol=0, rtol=0)
+    assert p[0, 0, :3].tolist() == x[0, :, 0, 0].tolist(), "the first three values are pixel (0, 0)'s channels"
+
+
+@pytest.mark.parametrize("image_size,patch_size,channels,d_model", [(16, 4, 3, 8), (32, 8, 1, 5), (12, 3, 4, 16)])
+def test_patch_embedding_equals_strided_conv(image_size, patch_size, channels, d_model):
+    torch.manual_seed(0)
+    conv = nn.Conv2d(channels, d_model, kernel_size=patch_size, stride=patch_size)
+    ours = PatchEmbedding.from_conv2d(conv, image_size)
+    x = images(B=3, C=channels, H=image_size, W=image_size)
+    ref = conv(x).flatten(2).transpose(1, 2)             # (B, d_model, h, w) -> (B, N, d_model)
+    torch.testing.assert_close(ours(x), ref, atol=ATOL, rtol=0)
+    assert ours.n_patches == (image_size // patch_size) ** 2
+
+
+def test_patch_embedding_rejects_bad_input():
+    emb = PatchEmbedding(16, 4, 3, 8)
+    with pytest.raises(ValueError, match=r"\(B, 3, H, W\), got \(2, 1, 16, 16\)"):
+        emb(images(C=1))
+    with pytest.raises(ValueError, match="must be 16x16, got 20x20"):
+        emb(images(H=20, W=20))
+    with pytest.raises(TypeError, match="float tensor"):
+        emb(torch.zeros(2, 3, 16, 16, dtype=torch.uint8))
+    with pytest.raises(ValueError, match="not divisible by patch_size=5"):
+        PatchEmbedding(16, 5, 3, 8)
+    with pytest.raises(ValueError, match="not divisible by patch_size=3"):
+        patchify(images(), 3)
+    with pytest.raises(ValueError, match="kernel_size = stride"):
+        PatchEmbedding.from_conv2d(nn.Conv2d(3, 8, 4, stride=2), 16)
+
+
+@pytest.mark.parametrize("norm", ["batch", "group"])
+def test_cnn_encoder_shapes(norm):
+    cnn = CNNEncoder(CNNConfig(channels=(4, 8, 16), norm=norm))
+    v, fmap = cnn(images(H=32, W=32), return_feature_map=True)
+    assert v.shape == (2, 16) and fmap.shape == (2, 16, 8, 8), "first stage keeps the size, each later one halves it"
+    torch.testing.assert_close(v, fmap.mean(dim=(2, 3)))
+    torch.testing.assert_close(cnn(images(H=32, W=32)), v)
+    with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
+        cnn(torch.rand(3, 32, 32))
+    with pytest.raises(ValueError, match="unknown norm 'layer'"):
+        CNNConfig(norm="layer")
+
+
+def _hf_vit(config: ViTConfig):
+    transformers = pytest.importorskip("transformers")
+    hf_config = transformers.ViTConfig(hidden_size=config.d_model, num_hidden_layers=config.n_layers,
+                                       num_attention_heads=config.n_heads, intermediate_size=config.d_ff,
+                                       image_size=config.image_size, patch_size=config.patch_size,
+                                       num_channels=config.in_channels, layer_norm_eps=config.norm_eps,
+                                       hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    torch.manual_seed(0)
+    hf_config._attn_implementation = "eager"   # so that it can return attention weights
+    hf = transformers.ViTModel(hf_config, add_pooling_layer=False).eval()
+    with torch.no_grad():   # transformers starts the class token and biases at zero: randomise everything
+        for p in hf.parameters():
+            p.normal_(0, 0.2)
+    return hf
+
+
+def test_vit_equals_transformers_vit_model():
+    config = ViTConfig(image_size=16, patch_size=4, d_model=32, n_layers=2, n_heads=4, d_ff=48)
+    hf = _hf_vit(config)
+    ours = ViT.from_transformers(hf).eval()
+    x = images(B=3)
+    ref = hf(pixel_values=x).last_hidden_state            # (B, 1 + N, d_model)
+    v, tokens = ours(x, return_tokens=True)
+    torch.testing.assert_close(tokens, ref, atol=1e-5, rtol=0)
+    torch.testing.assert_close(v, ref[:, 0], atol=1e-5, rtol=0)
+    weights = hf(pixel_values=x, output_attentions=True).attentions  # per layer (B, H, T, T)
+    torch.testing.assert_close(ours.attention_maps(x), torch.stack([w.mean(dim=1) for w in weights]),
+                               atol=1e-6, rtol=0)
+
+
+def test_vit_shapes_and_checks():
+    vit = ViT(ViTConfig(image_size=16, patch_size=4, d_model=16, n_layers=1, n_heads=2))
+    v, tokens = vit(images(), return_tokens=True)
+    assert v.shape == (2, 16) and tokens.shape == (2, 17, 16)
+    maps = vit.attention_maps(images())
+    assert maps.shape == (1, 2, 17, 17)
+    torch.testing.assert_close(maps.sum(-1), torch.ones(1, 2, 17))
+    assert not vit.patch_embed._forward_hooks and not any(b.norm1._forward_hooks for b in vit.encoder.blocks)
+    with pytest.raises(ValueError, match="must be 16x16, got 32x32"):
+        vit(images(H=32, W=32))
+    with pytest.raises(ValueError, match=r"image_size=30 is not divisible by patch_size=4"):
+        ViTConfig(image_size=30, patch_size=4)
+    with pytest.raises(ValueError, match="d_model=10 is not divisible by n_heads=4"):
+        ViTConfig(d_model=10, n_heads=4)
+    with pytest.raises(TypeError, match="ViTConfig"):
+        ViT(CNNConfig())
+
+
+def test_scene_labels_and_describe():
+    scenes = [Scene((Obj("triangle", "blue", "small", (2, 1)),)), Scene((Obj("circle", "red", "large", (0, 0)),))]
+    labels = scene_labels(scenes)
+    assert {a: labels[a].tolist() for a in ATTRIBUTES} == {"color": [2, 0], "shape": [2, 0], "size": [0, 1],
+                                                         "position": [7, 0]}
+    assert ATTRIBUTES["position"][7] == "bottom"
+    with pytest.raises(ValueError, match="one-object scenes"):
+        scene_labels(ShapesWorld(max_objects=3, seed=1).scenes(5))
+
+    model = AttributeClassifier(CNNEncoder(CNNConfig(channels=(4, 8))))
+    with torch.no_grad():   # a classifier whose heads answer "purple", "cross", "large", "top right" for any image
+        for a, value in (("color", "purple"), ("shape", "cross"), ("size", "large"), ("position", "top right")):
+            model.heads[a].weight.zero_()
+            model.heads[a].bias.copy_(torch.nn.functional.one_hot(torch.tensor(ATTRIBUTES[a].index(value)),
+                                                                  len(ATTRIBUTES[a])).float())
+    uint8 = ShapesWorld(max_objects=1, holdout=()).render_batch(scenes)
+    assert model.describe(uint8) == [("purple", "cross", "large", "top right")] * 2
+    pred = model.predict(to_tensor(uint8))
+    assert pred["shape"].dtype == torch.long and pred["shape"].tolist() == [4, 4]
+    assert model.training, "predict restores the training mode"
+
+
+def test_attribute_classifier_config_round_trip(tmp_path):
+    vit = ViT(ViTConfig(image_size=32, patch_size=8, d_model=16, n_layers=1, n_heads=2))
+    model = AttributeClassifier(vit).eval()
+    assert model.config == AttributeClassifierConfig("vit", vit.config.__dict__, 32)
+    zoo.save(model, tmp_path / "clf", model.config, {"x": 1})
+    loaded = zoo.load(tmp_path / "clf")
+    x = images(B=2, H=32, W=32)
+    torch.testing.assert_close(loaded(x)["shape"], model(x)["shape"], atol=0, rtol=0)
+    with pytest.raises(ValueError, match="image_size=16 differs from the ViT's 32"):
+        AttributeClassifier(vit, image_size=16)
+    with pytest.raises(ValueError, match="must be 32x32, got 16x16"):
+        model(images())
+    with pytest.raises(TypeError, match="CNNEncoder, a ViT or an AttributeClassifierConfig"):
+        AttributeClassifier(nn.Linear(3, 3))
+    with pytest.raises(ValueError, match="unknown encoder 'rnn'"):
+        AttributeClassifierConfig("rnn")

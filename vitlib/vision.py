@@ -1,0 +1,324 @@
+"""Seeing: a small CNN encoder, patch embedding and the Vision Transformer; an attribute classifier (chapter 04).
+
+    v = CNN(I)                       conv-norm-ReLU stages, then global average pooling v_d = mean_ij F_dij
+    patches:  x_p = rearrange(I, "c (h p1) (w p2) -> (h w) (p1 p2 c)")       N = HW / P^2 patches of P^2 C values
+    ViT:      z_0 = [x_cls; x_p E] + E_pos,   z_L = Encoder(z_0),   v = z_L[0]      (Dosovitskiy et al., 2021)
+
+A patch embedding (flatten each patch, then one Linear) is the same map as a Conv2d with kernel = stride = P; the
+tests prove it. ``AttributeClassifier`` puts one linear head per attribute (colour, shape, size, position) on either
+encoder; the course checkpoint "shapes-classifier" is one, used by later chapters to judge generated images.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from einops import rearrange
+from torch import nn
+
+from .data.language import POSITIONS
+from .data.render import COLORS, GRID, SHAPES, SIZES, to_tensor
+from .transformer import Encoder
+from .zoo import register_model
+
+NORMS = ("batch", "group")
+ATTRIBUTES: dict[str, tuple[str, ...]] = {"color": tuple(COLORS), "shape": SHAPES, "size": SIZES,
+                                          "position": tuple(name for row in POSITIONS for name in row)}
+
+
+def check_images(images, in_channels: int, image_size: int | None = None) -> None:
+    """Raise TypeError/ValueError unless ``images`` is a float tensor (B, in_channels, H, W) (H = W = image_size)."""
+    if not isinstance(images, torch.Tensor):
+        raise TypeError(f"images must be a float tensor (B, {in_channels}, H, W), got {type(images).__name__}")
+    if not images.is_floating_point():
+        raise TypeError(f"images must be a float tensor with values in [0, 1], got dtype {images.dtype}")
+    if images.dim() != 4 or images.shape[1] != in_channels:
+        raise ValueError(f"images must have shape (B, {in_channels}, H, W), got {tuple(images.shape)}")
+    if image_size is not None and tuple(images.shape[-2:]) != (image_size, image_size):
+        raise ValueError(f"images must be {image_size}x{image_size}, got {images.shape[-2]}x{images.shape[-1]}")
+
+
+def _positive_ints(obj, names) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+# ----- v = CNN(I) ------------------------------------------------------------------------------------------------
+@dataclass
+class CNNConfig:
+    """A small CNN: one conv-norm-ReLU stage per entry of ``channels``; every stage after the first halves the
+    resolution (3x3 convolutions, stride 1 then 2)."""
+
+    in_channels: int = 3
+    channels: tuple[int, ...] = (16, 32, 64, 64)
+    norm: str = "batch"   # "batch" (BatchNorm2d) or "group" (GroupNorm, gcd(8, channels) groups)
+
+    def __post_init__(self):
+        self.channels = tuple(self.channels)
+        _positive_ints(self, ["in_channels"])
+        if not self.channels or any(isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in self.channels):
+            raise ValueError(f"channels must be a non-empty tuple of positive ints, got {self.channels!r}")
+        if self.norm not in NORMS:
+            raise ValueError(f"unknown norm {self.norm!r}; allowed: {', '.join(NORMS)}")
+
+
+@register_model(config_cls=CNNConfig)
+class CNNEncoder(nn.Module):
+    """v = CNN(I): images (B, C, H, W) -> feature vectors (B, channels[-1]); the feature map on request."""
+
+    def __init__(self, config: CNNConfig):
+        super().__init__()
+        if not isinstance(config, CNNConfig):
+            raise TypeError(f"CNNEncoder expects a CNNConfig, got {type(config).__name__}")
+        self.config = config
+        self.feature_dim = config.channels[-1]
+        stages, c_in = [], config.in_channels
+        for i, c_out in enumerate(config.channels):
+            conv = nn.Conv2d(c_in, c_out, 3, stride=1 if i == 0 else 2, padding=1, bias=False)  # norm has the bias
+            norm = nn.BatchNorm2d(c_out) if config.norm == "batch" else nn.GroupNorm(math.gcd(8, c_out), c_out)
+            stages += [conv, norm, nn.ReLU(inplace=True)]
+            c_in = c_out
+        self.stages = nn.Sequential(*stages)
+
+    def forward(self, images: torch.Tensor, return_feature_map: bool = False):
+        """images (B, C, H, W) in [0, 1] -> v (B, D); with ``return_feature_map`` also F (B, D, h, w), where
+        h = H / 2^(S-1) for S stages."""
+        check_images(images, self.config.in_channels)
+        fmap = self.stages(images)     # (B, D, h, w): every stage after the first halves H and W
+        v = fmap.mean(dim=(2, 3))      # global average pooling: (B, D)
+        return (v, fmap) if return_feature_map else v
+
+
+# ----- patches -----------------------------------------------------------------------------------------------------
+def patchify(images: torch.Tensor, patch_size: int) -> torch.Tensor:
+    """(B, C, H, W) -> (B, N, P*P*C): non-overlapping P x P patches, row by row, each flattened (p1, p2, c)."""
+    if not isinstance(images, torch.Tensor) or images.dim() != 4:
+        raise ValueError(f"images must be a tensor (B, C, H, W), got {getattr(images, 'shape', type(images))}")
+    H, W = images.shape[-2:]
+    if H % patch_size or W % patch_size:
+        raise ValueError(f"image size {H}x{W} is not divisible by patch_size={patch_size}")
+    return rearrange(images, "b c (h p1) (w p2) -> b (h w) (p1 p2 c)", p1=patch_size, p2=patch_size)
+
+
+class PatchEmbedding(nn.Module):
+    """x_p E: cut the image into N = (image_size / P)^2 patches, flatten each, project to d_model with one Linear."""
+
+    def __init__(self, image_size: int, patch_size: int, in_channels: int, d_model: int):
+        super().__init__()
+        for name, value in (("image_size", image_size), ("patch_size", patch_size), ("in_channels", in_channels),
+                            ("d_model", d_model)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if image_size % patch_size:
+            raise ValueError(f"image_size={image_size} is not divisible by patch_size={patch_size}")
+        self.image_size, self.patch_size, self.in_channels = image_size, patch_size, in_channels
+        self.n_patches = (image_size // patch_size) ** 2
+        self.proj = nn.Linear(patch_size * patch_size * in_channels, d_model)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        check_images(images, self.in_channels, self.image_size)
+        return self.proj(patchify(images, self.patch_size))   # (B, N, d_model)
+
+    @classmethod
+    def from_conv2d(cls, conv: nn.Conv2d, image_size: int) -> PatchEmbedding:
+        """The PatchEmbedding computing the same map as ``conv`` (kernel_size = stride = P, no padding)."""
+        if not isinstance(conv, nn.Conv2d):
+            raise TypeError(f"expected nn.Conv2d, got {type(conv).__name__}")
+        P = conv.kernel_size[0]
+        if conv.kernel_size != (P, P) or conv.stride != (P, P) or conv.padding != (0, 0) or conv.bias is None:
+            raise ValueError(f"need a square conv with kernel_size = stride, no padding and a bias; got "
+                             f"kernel_size={conv.kernel_size}, stride={conv.stride}, padding={conv.padding}")
+        ours = cls(image_size, P, conv.in_channels, conv.out_channels).to(conv.weight.device, conv.weight.dtype)
+        with torch.no_grad():   # conv weight (D, C, P, P) -> linear weight (D, P*P*C), flattened like the patches
+            ours.proj.weight.copy_(rearrange(conv.weight, "d c p1 p2 -> d (p1 p2 c)"))
+            ours.proj.bias.copy_(conv.bias)
+        return ours
+
+
+# ----- the Vision Transformer -----------------------------------------------------------------------------------------
+@dataclass
+class ViTConfig:
+    """Sizes of a ViT. ``d_ff`` defaults to 4 * d_model; N = (image_size / patch_size)^2 patches + 1 class token."""
+
+    image_size: int = 32
+    patch_size: int = 4
+    in_channels: int = 3
+    d_model: int = 64
+    n_layers: int = 2
+    n_heads: int = 4
+    d_ff: int | None = None
+    dropout: float = 0.0
+    norm_eps: float = 1e-5
+
+    def __post_init__(self):
+        if self.d_ff is None:
+            self.d_ff = 4 * self.d_model
+        _positive_ints(self, ["image_size", "patch_size", "in_channels", "d_model", "n_layers", "n_heads", "d_ff"])
+        if self.image_size % self.patch_size:
+            raise ValueError(f"image_size={self.image_size} is not divisible by patch_size={self.patch_size}")
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+
+    @property
+    def n_patches(self) -> int:
+        return (self.image_size // self.patch_size) ** 2
+
+
+@register_model(config_cls=ViTConfig)
+class ViT(nn.Module):
+    """Vision Transformer: images (B, C, H, W) in [0, 1] -> the class token's final state (B, d_model)."""
+
+    def __init__(self, config: ViTConfig):
+        super().__init__()
+        if not isinstance(config, ViTConfig):
+            raise TypeError(f"ViT expects a ViTConfig, got {type(config).__name__}")
+        c = self.config = config
+        self.feature_dim = c.d_model
+        self.patch_embed = PatchEmbedding(c.image_size, c.patch_size, c.in_channels, c.d_model)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, c.d_model))
+        self.pos_emb = nn.Parameter(torch.randn(1, 1 + c.n_patches, c.d_model) * 0.02)
+        self.drop = nn.Dropout(c.dropout)
+        self.encoder = Encoder(c.d_model, c.n_heads, c.n_layers, c.d_ff, c.dropout, norm_eps=c.norm_eps)
+
+    def forward(self, images: torch.Tensor, return_tokens: bool = False):
+        """images (B, C, H, W) -> v = z_L[:, 0] (B, d_model); with ``return_tokens`` also z_L (B, 1 + N, d_model)."""
+        x = self.patch_embed(images)                          # (B, N, d_model); checks the images
+        cls = self.cls_token.expand(x.shape[0], -1, -1)       # (B, 1, d_model)
+        z = self.drop(torch.cat([cls, x], dim=1) + self.pos_emb)   # (B, 1 + N, d_model)
+        z = self.encoder(z)                                   # (B, 1 + N, d_model), after the final LayerNorm
+        return (z[:, 0], z) if return_tokens else z[:, 0]
+
+    @torch.no_grad()
+    def attention_maps(self, images: torch.Tensor) -> torch.Tensor:
+        """Head-averaged self-attention weights of every layer: (n_layers, B, 1 + N, 1 + N); token 0 is CLS.
+
+        A forward hook keeps each block's LayerNorm'd input; its attention module is then run again on it with
+        ``need_weights=True``.
+        """
+        inputs = []
+        hooks = [b.norm1.register_forward_hook(lambda m, args, out: inputs.append(out)) for b in self.encoder.blocks]
+        try:
+            self(images)
+        finally:
+            for h in hooks:
+                h.remove()
+        return torch.stack([b.attn(x, need_weights=True)[1] for b, x in zip(self.encoder.blocks, inputs)])
+
+    @classmethod
+    def from_transformers(cls, model) -> ViT:
+        """A ViT with the weights of a transformers ``ViTModel`` (GELU, biased q/k/v; state-dict names of
+        transformers 5)."""
+        hf = model.config
+        if hf.hidden_act != "gelu" or not hf.qkv_bias:
+            raise ValueError(f"need hidden_act='gelu' and qkv_bias=True, got {hf.hidden_act!r}, {hf.qkv_bias!r}")
+        ours = cls(ViTConfig(image_size=hf.image_size, patch_size=hf.patch_size, in_channels=hf.num_channels,
+                             d_model=hf.hidden_size, n_layers=hf.num_hidden_layers, n_heads=hf.num_attention_heads,
+                             d_ff=hf.intermediate_size, norm_eps=hf.layer_norm_eps))
+        names = {"embeddings.cls_token": "cls_token", "embeddings.position_embeddings": "pos_emb",
+                 "layernorm.weight": "encoder.norm.weight", "layernorm.bias": "encoder.norm.bias"}
+        parts = {"attention.q_proj": "attn.q_proj", "attention.k_proj": "attn.k_proj",
+                 "attention.v_proj": "attn.v_proj", "attention.o_proj": "attn.out_proj", "layernorm_before": "norm1", "layernorm_after": "norm2",
+                 "mlp.fc1": "ffn.fc1", "mlp.fc2": "ffn.fc2"}
+        for i in range(hf.num_hidden_layers):
+            for theirs, mine in parts.items():
+                for p in ("weight", "bias"):
+                    names[f"layers.{i}.{theirs}.{p}"] = f"encoder.blocks.{i}.{mine}.{p}"
+        src = model.state_dict()
+        state = {mine: src[theirs] for theirs, mine in names.items()}
+        conv = src["embeddings.patch_embeddings.projection.weight"]                        # (D, C, P, P)
+        state["patch_embed.proj.weight"] = rearrange(conv, "d c p1 p2 -> d (p1 p2 c)")     # (D, P*P*C)
+        state["patch_embed.proj.bias"] = src["embeddings.patch_embeddings.projection.bias"]
+        ours.load_state_dict(state, strict=True)
+        return ours.to(conv.device, conv.dtype)
+
+
+# ----- attributes of a one-object scene ---------------------------------------------------------------------------
+def scene_labels(scenes) -> dict[str, torch.Tensor]:
+    """One-object ShapesWorld scenes -> {attribute: LongTensor (N,)} of indices into ``ATTRIBUTES[attribute]``."""
+    rows = []
+    for s in scenes:
+        if len(s.objects) != 1:
+            raise ValueError(f"scene_labels needs one-object scenes, got a scene with {len(s.objects)} objects")
+        o = s.objects[0]
+        rows.append((ATTRIBUTES["color"].index(o.color), ATTRIBUTES["shape"].index(o.shape),
+                     ATTRIBUTES["size"].index(o.size), o.position[0] * GRID + o.position[1]))
+    table = torch.tensor(rows, dtype=torch.long).reshape(-1, len(ATTRIBUTES))   # (N, 4)
+    return {name: table[:, i] for i, name in enumerate(ATTRIBUTES)}
+
+
+@dataclass
+class AttributeClassifierConfig:
+    """Which encoder ("cnn" or "vit") with which settings (the fields of CNNConfig or ViTConfig)."""
+
+    encoder: str = "cnn"
+    encoder_config: dict = field(default_factory=dict)
+    image_size: int = 32
+
+    def __post_init__(self):
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"unknown encoder {self.encoder!r}; allowed: {', '.join(ENCODERS)}")
+        _positive_ints(self, ["image_size"])
+
+    def build_encoder(self) -> nn.Module:
+        model_cls, config_cls = ENCODERS[self.encoder]
+        return model_cls(config_cls(**self.encoder_config))
+
+
+ENCODERS = {"cnn": (CNNEncoder, CNNConfig), "vit": (ViT, ViTConfig)}
+
+
+@register_model(config_cls=AttributeClassifierConfig)
+class AttributeClassifier(nn.Module):
+    """An encoder v = f(I) and one linear head per attribute: logits_a = W_a v + b_a.
+
+    ``AttributeClassifier(encoder, image_size=32)`` wraps a CNNEncoder or ViT; ``AttributeClassifier(config)``
+    builds one from an AttributeClassifierConfig (as the zoo does).
+    """
+
+    def __init__(self, encoder: nn.Module | AttributeClassifierConfig, image_size: int = 32):
+        super().__init__()
+        if isinstance(encoder, AttributeClassifierConfig):
+            config, encoder = encoder, encoder.build_encoder()
+        elif isinstance(encoder, (CNNEncoder, ViT)):
+            kind = "cnn" if isinstance(encoder, CNNEncoder) else "vit"
+            config = AttributeClassifierConfig(kind, dataclasses.asdict(encoder.config), image_size)
+        else:
+            raise TypeError(f"AttributeClassifier expects a CNNEncoder, a ViT or an AttributeClassifierConfig, "
+                            f"got {type(encoder).__name__}")
+        if isinstance(encoder, ViT) and encoder.config.image_size != config.image_size:
+            raise ValueError(f"image_size={config.image_size} differs from the ViT's {encoder.config.image_size}")
+        self.config, self.encoder = config, encoder
+        self.heads = nn.ModuleDict({a: nn.Linear(encoder.feature_dim, len(v)) for a, v in ATTRIBUTES.items()})
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """images (B, 3, H, W) in [0, 1] -> {attribute: logits (B, n_values)}."""
+        check_images(images, 3, self.config.image_size)
+        v = self.encoder(images)                                 # (B, feature_dim)
+        return {a: head(v) for a, head in self.heads.items()}
+
+    @torch.no_grad()
+    def predict(self, images) -> dict[str, torch.Tensor]:
+        """{attribute: LongTensor (B,)} for float images (B, 3, H, W) in [0, 1] or uint8 arrays (B, H, W, 3)."""
+        if isinstance(images, np.ndarray):
+            images = to_tensor(images if images.ndim == 4 else images[None])
+        device = next(self.parameters()).device
+        was_training = self.training
+        self.eval()
+        try:
+            logits = self(images.to(device))
+        finally:
+            self.train(was_training)
+        return {a: l.argmax(dim=-1) for a, l in logits.items()}
+
+    def describe(self, images) -> list[tuple[str, str, str, str]]:
+        """(colour, shape, size, position) names of the one object in each image."""
+        pred = {a: p.tolist() for a, p in self.predict(images).items()}
+        return [tuple(ATTRIBUTES[a][pred[a][i]] for a in ATTRIBUTES) for i in range(len(pred["color"]))]
