@@ -1,0 +1,100 @@
+"""The shipped attribute classifier (data/zoo/shapes-classifier.*) loads, is as accurate as its record says, and
+judges freshly drawn test scenes (chapter 04; later chapters use it to judge generated images). Also the recipe
+that trains it: augmentation, loss and the training function."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from vitlib import zoo
+from vitlib.data import ShapesWorld, to_tensor
+from vitlib.recipes.classifier_shapes import NAME, accuracy, all_scenes, augment, loss_fn, tensors, train_classifier
+from vitlib.vision import ATTRIBUTES, AttributeClassifier, CNNConfig, CNNEncoder, scene_labels
+
+FLOOR = 0.97
+
+
+@pytest.fixture(scope="module")
+def model():
+    return zoo.load(NAME)
+
+
+def test_loads_as_an_attribute_classifier(model):
+    assert isinstance(model, AttributeClassifier) and not model.training
+    record = zoo.load_config(NAME)
+    assert record["class"] == "AttributeClassifier"
+    assert set(record["metrics"]["test_accuracy"]) == {*ATTRIBUTES, "all"}
+
+
+def test_stated_metrics_match_recomputed_ones(model):
+    stated = zoo.load_config(NAME)["metrics"]
+    images, labels = tensors(all_scenes("test"))
+    assert stated["n_test"] == len(images) == 57
+    recomputed = accuracy(model, images, labels)
+    for name, value in stated["test_accuracy"].items():
+        assert recomputed[name] == pytest.approx(value, abs=1e-6), name
+
+
+def test_accurate_on_freshly_drawn_test_scenes(model):
+    world = ShapesWorld(image_size=32, max_objects=1, holdout=(), seed=2024)
+    scenes = world.scenes(400, "test")
+    pred = model.predict(world.render_batch(scenes))
+    labels = scene_labels(scenes)
+    for a in ATTRIBUTES:
+        acc = (pred[a] == labels[a]).float().mean().item()
+        assert acc >= FLOOR, f"{a}: accuracy {acc:.3f} < {FLOOR}"
+
+
+def test_describe_names_the_object(model):
+    world = ShapesWorld(image_size=32, max_objects=1, holdout=(), seed=5)
+    scenes = world.scenes(40, "test")
+    names = model.describe(to_tensor(world.render_batch(scenes)))
+    truth = [(o.color, o.shape, o.size, ATTRIBUTES["position"][o.position[0] * 3 + o.position[1]])
+             for o in (s.objects[0] for s in scenes)]
+    assert sum(n == t for n, t in zip(names, truth)) >= 0.9 * len(scenes)
+    assert all(isinstance(v, str) for n in names for v in n)
+
+
+def test_predict_leaves_the_model_unchanged(model):
+    before = {k: v.clone() for k, v in model.state_dict().items()}   # BatchNorm's running statistics included
+    images, _ = tensors(all_scenes("val"))
+    model.train()
+    model.predict(images)
+    assert model.training
+    model.eval()
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items()), "predict must not train"
+
+
+def test_augment_changes_only_what_the_labels_allow():
+    images, _ = tensors(all_scenes("val")[:16])
+    torch.manual_seed(0)
+    same, kept = augment(images)
+    assert kept.all() and torch.equal(same, images), "no augmentation asked, none done"
+    recoloured, kept = augment(images, recolour=1.0)
+    assert not kept.all(), "recoloured images lose their colour label"
+    torch.testing.assert_close(recoloured.sort(dim=1).values, images.sort(dim=1).values, atol=0, rtol=0)
+    jittered, _ = augment(images, jitter=0.3)
+    torch.testing.assert_close(jittered[..., 0, 0], images[..., 0, 0], atol=1e-6, rtol=0)   # background stays
+    assert (jittered - images).abs().amax() > 0.05
+    shifted, _ = augment(images, shift=1)
+    mass = lambda x: (x - x[..., :1, :1]).abs().sum(dim=(1, 2, 3))                       # noqa: E731
+    torch.testing.assert_close(mass(shifted), mass(images), atol=0, rtol=0.05)   # the object moves, (nearly) whole
+    assert not torch.equal(shifted, images)
+
+
+def test_loss_without_augmentation_is_the_sum_of_cross_entropies():
+    images, labels = tensors(all_scenes("val")[:8])
+    model = AttributeClassifier(CNNEncoder(CNNConfig(channels=(4, 8)))).eval()
+    logits = model(images)
+    expected = sum(F.cross_entropy(logits[a], labels[a]) for a in ATTRIBUTES)
+    got = loss_fn(model, (images, *labels.values()))
+    torch.testing.assert_close(got, expected)
+
+
+def test_train_classifier_returns_model_history_metrics():
+    model, history, metrics = train_classifier("vit", steps=2, eval_every=1, progress=False, device="cpu")
+    assert isinstance(model, AttributeClassifier) and not model.training
+    assert len(history["loss"]) == 2 and len(history["val_accuracy"]) == 2
+    assert set(metrics["test_accuracy"]) == {*ATTRIBUTES, "all"} and metrics["steps"] == 2
+    with pytest.raises(ValueError, match="unknown kind 'rnn'"):
+        train_classifier("rnn")
