@@ -1,11 +1,15 @@
 """Contrastive image-text losses and retrieval metrics (chapter 05).
 
-With L2-normalised image embeddings v_i and text embeddings t_j, cosine similarities s_ij = v_i . t_j and a learned
-temperature tau = 1 / exp(logit_scale):
+With image embeddings v_i and text embeddings t_j (row i of each batch is a matching pair), cosine similarities
+s_ij = cos(v_i, t_j) and a temperature tau = 1 / exp(logit_scale):
 
-    InfoNCE (CLIP):   L = 1/2 [ CE(s / tau, rows) + CE(s^T / tau, rows) ],  CE(l, rows) = -1/N sum_i log softmax(l_i)_i
-    hinge (margin):   L = 1/N sum_i sum_{j != i} [ m - s_ii + s_ij ]_+           d(f(x), g(y)) = 1 - cos(f(x), g(y))
+    InfoNCE (CLIP):   L = 1/2 [ CE(s / tau) + CE(s^T / tau) ],   CE(l) = -1/N sum_i log softmax(l_i)_i
+    hinge (margin):   L = 1/N sum_i sum_{j != i} ( [m - s_ii + s_ij]_+ + [m - s_ii + s_ji]_+ )
     sigmoid (SigLIP): L = -1/N sum_i sum_j log sigmoid( z_ij (s_ij exp(logit_scale) + logit_bias) ),  z_ij = +1 if i = j else -1
+
+CE(s / tau) alone is the one-directional loss -1/N sum_i log exp(s_ii / tau) / sum_j exp(s_ij / tau); CLIP averages
+it with the text-to-image direction. In the hinge loss, with the cosine distance d = 1 - cos,
+[d(v_i, t_i) - d(v_i, t_j) + m]_+ = [m - s_ii + s_ij]_+ ; m = 0 gives the margin-free form.
 """
 
 from __future__ import annotations
@@ -45,6 +49,8 @@ def hinge_loss(image_embeds: torch.Tensor, text_embeds: torch.Tensor, margin: fl
     Written with the cosine distance d = 1 - cos, [d(v_i, t_i) - d(v_i, t_j) + m]_+ = [m - s_ii + s_ij]_+ .
     """
     _check_pair(image_embeds, text_embeds)
+    if not margin >= 0:
+        raise ValueError(f"margin must be >= 0, got {margin!r}")
     s = similarity(image_embeds, text_embeds)  # (N, N)
     positive = s.diag()
     off_diagonal = ~torch.eye(len(s), dtype=torch.bool, device=s.device)
@@ -63,11 +69,28 @@ def siglip_loss(image_embeds: torch.Tensor, text_embeds: torch.Tensor, logit_sca
 
 
 def recall_at_k(similarities: torch.Tensor, k: int, targets: torch.Tensor | None = None) -> float:
-    """Fraction of queries (rows) whose target column is among the k most similar. Default target: the diagonal."""
-    if similarities.dim() != 2:
-        raise ValueError(f"similarities must be (queries, candidates), got {tuple(similarities.shape)}")
-    if not 1 <= k <= similarities.shape[1]:
-        raise ValueError(f"k must be in 1..{similarities.shape[1]} (the number of candidates), got {k}")
-    targets = torch.arange(len(similarities), device=similarities.device) if targets is None else targets
-    top = similarities.topk(k, dim=1).indices  # (Q, k)
-    return (top == targets[:, None]).any(dim=1).float().mean().item()
+    """R@k: the fraction of queries (rows) with a relevant candidate (column) among their k most similar.
+
+    ``targets``: None (query i's one relevant candidate is column i, as for paired images and texts), a LongTensor
+    (Q,) of column indices, or a BoolTensor (Q, C) marking every relevant candidate of each query.
+    """
+    if not isinstance(similarities, torch.Tensor) or similarities.dim() != 2:
+        raise ValueError(f"similarities must be (queries, candidates), got {tuple(getattr(similarities, 'shape', ()))}")
+    Q, C = similarities.shape
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= C:
+        raise ValueError(f"k must be in 1..{C} (the number of candidates), got {k!r}")
+    if targets is None:
+        if Q > C:
+            raise ValueError(f"without targets query i must match candidate i, but there are {Q} queries and {C} "
+                             f"candidates")
+        targets = torch.arange(Q, device=similarities.device)
+    if targets.dtype == torch.bool:
+        if targets.shape != (Q, C):
+            raise ValueError(f"a relevance mask must have the shape of similarities {(Q, C)}, got {tuple(targets.shape)}")
+        relevant = targets.to(similarities.device)
+    else:
+        if targets.shape != (Q,):
+            raise ValueError(f"targets must be (queries,) = ({Q},) column indices, got {tuple(targets.shape)}")
+        relevant = F.one_hot(targets.to(similarities.device), C).bool()  # (Q, C)
+    top = similarities.topk(k, dim=1).indices                            # (Q, k)
+    return relevant.gather(1, top).any(dim=1).float().mean().item()
