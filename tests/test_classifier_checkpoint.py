@@ -8,8 +8,10 @@ import torch.nn.functional as F
 
 from vitlib import zoo
 from vitlib.data import ShapesWorld, to_tensor
-from vitlib.recipes.classifier_shapes import NAME, accuracy, all_scenes, augment, loss_fn, tensors, train_classifier
-from vitlib.vision import ATTRIBUTES, AttributeClassifier, CNNConfig, CNNEncoder, scene_labels
+from vitlib.recipes.classifier_shapes import (NAME, accuracy, all_scenes, augment, loss_fn, noisy, tensors,
+                                              train_classifier)
+from vitlib.classifier import ATTRIBUTES, AttributeClassifier, scene_labels
+from vitlib.vision import CNNConfig, CNNEncoder
 
 FLOOR = 0.97
 
@@ -33,6 +35,10 @@ def test_stated_metrics_match_recomputed_ones(model):
     recomputed = accuracy(model, images, labels)
     for name, value in stated["test_accuracy"].items():
         assert recomputed[name] == pytest.approx(value, abs=1e-6), name
+    recomputed = accuracy(model, noisy(images, stated["noise_sigma"]), labels)
+    for name, value in stated["noisy_test_accuracy"].items():
+        assert recomputed[name] == pytest.approx(value, abs=1e-6), f"{name} with noise"
+    assert all(v >= 0.9 for v in stated["noisy_test_accuracy"].values()), "the judge tolerates some noise"
 
 
 def test_accurate_on_freshly_drawn_test_scenes(model):

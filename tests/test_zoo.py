@@ -1,6 +1,8 @@
 """Tests of vitlib.zoo: safetensors + JSON checkpoints, integrity and shape checks (never writes to data/zoo)."""
 
 import json
+import subprocess
+import sys
 from dataclasses import dataclass
 
 import pytest
@@ -152,3 +154,10 @@ def test_save_rejects_unregistered_model_and_wrong_config(tmp_path):
     with pytest.raises(TypeError, match="config_cls must be a dataclass"):
         zoo.register(TinyNet, dict)
     assert {"TinyNet", "Tied"} <= set(zoo.registered())
+
+
+def test_load_imports_the_module_that_defines_the_model():
+    code = ("import sys; from vitlib import zoo; assert 'vitlib.transformer' not in sys.modules; "
+            "m = zoo.load('gpt-shapes'); print(type(m).__module__, m.training)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["vitlib.transformer", "False"]

@@ -191,6 +191,15 @@ def _batch_stream(batches: Iterable, steps: int | None, epochs: int | None):
             return
 
 
+def check_positive_ints(obj, names, minimum: int = 1) -> None:
+    """Raise ValueError unless each attribute ``names`` of ``obj`` (a config) is an int >= ``minimum``."""
+    for name in names:
+        value = getattr(obj, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            wanted = "a positive int" if minimum == 1 else f"an int >= {minimum}"
+            raise ValueError(f"{name} must be {wanted}, got {value!r}")
+
+
 def _positive_int_or_none(value, name: str) -> None:
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
         raise ValueError(f"{name} must be a positive int or None, got {value!r}")

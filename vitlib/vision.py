@@ -1,33 +1,27 @@
-"""Seeing: a small CNN encoder, patch embedding and the Vision Transformer; an attribute classifier (chapter 04).
+"""Seeing: a small CNN encoder, patch embedding and the Vision Transformer (chapter 04).
 
     v = CNN(I)                       conv-norm-ReLU stages, then global average pooling v_d = mean_ij F_dij
     patches:  x_p = rearrange(I, "c (h p1) (w p2) -> (h w) (p1 p2 c)")       N = HW / P^2 patches of P^2 C values
     ViT:      z_0 = [x_cls; x_p E] + E_pos,   z_L = Encoder(z_0),   v = z_L[0]      (Dosovitskiy et al., 2021)
 
 A patch embedding (flatten each patch, then one Linear) is the same map as a Conv2d with kernel = stride = P; the
-tests prove it. ``AttributeClassifier`` puts one linear head per attribute (colour, shape, size, position) on either
-encoder; the course checkpoint "shapes-classifier" is one, used by later chapters to judge generated images.
+tests prove it. ``vitlib.classifier`` puts attribute heads on either encoder.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-import numpy as np
 import torch
 from einops import rearrange
 from torch import nn
 
-from .data.language import POSITIONS
-from .data.render import COLORS, GRID, SHAPES, SIZES, to_tensor
 from .transformer import Encoder
+from .utils import check_positive_ints
 from .zoo import register_model
 
 NORMS = ("batch", "group")
-ATTRIBUTES: dict[str, tuple[str, ...]] = {"color": tuple(COLORS), "shape": SHAPES, "size": SIZES,
-                                          "position": tuple(name for row in POSITIONS for name in row)}
 
 
 def check_images(images, in_channels: int, image_size: int | None = None) -> None:
@@ -42,13 +36,6 @@ def check_images(images, in_channels: int, image_size: int | None = None) -> Non
         raise ValueError(f"images must be {image_size}x{image_size}, got {images.shape[-2]}x{images.shape[-1]}")
 
 
-def _positive_ints(obj, names) -> None:
-    for name in names:
-        value = getattr(obj, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
-
-
 # ----- v = CNN(I) ------------------------------------------------------------------------------------------------
 @dataclass
 class CNNConfig:
@@ -61,7 +48,7 @@ class CNNConfig:
 
     def __post_init__(self):
         self.channels = tuple(self.channels)
-        _positive_ints(self, ["in_channels"])
+        check_positive_ints(self, ["in_channels"])
         if not self.channels or any(isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in self.channels):
             raise ValueError(f"channels must be a non-empty tuple of positive ints, got {self.channels!r}")
         if self.norm not in NORMS:
@@ -155,17 +142,20 @@ class ViTConfig:
     d_ff: int | None = None
     dropout: float = 0.0
     norm_eps: float = 1e-5
+    pre_norm: bool = False   # a LayerNorm on z_0 before the encoder, as CLIP's vision tower has (chapter 05)
 
     def __post_init__(self):
         if self.d_ff is None:
             self.d_ff = 4 * self.d_model
-        _positive_ints(self, ["image_size", "patch_size", "in_channels", "d_model", "n_layers", "n_heads", "d_ff"])
+        check_positive_ints(self, ["image_size", "patch_size", "in_channels", "d_model", "n_layers", "n_heads", "d_ff"])
         if self.image_size % self.patch_size:
             raise ValueError(f"image_size={self.image_size} is not divisible by patch_size={self.patch_size}")
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if not isinstance(self.pre_norm, bool):
+            raise TypeError(f"pre_norm must be a bool, got {self.pre_norm!r}")
 
     @property
     def n_patches(self) -> int:
@@ -185,6 +175,7 @@ class ViT(nn.Module):
         self.patch_embed = PatchEmbedding(c.image_size, c.patch_size, c.in_channels, c.d_model)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, c.d_model))
         self.pos_emb = nn.Parameter(torch.randn(1, 1 + c.n_patches, c.d_model) * 0.02)
+        self.pre_norm = nn.LayerNorm(c.d_model, eps=c.norm_eps) if c.pre_norm else nn.Identity()
         self.drop = nn.Dropout(c.dropout)
         self.encoder = Encoder(c.d_model, c.n_heads, c.n_layers, c.d_ff, c.dropout, norm_eps=c.norm_eps)
 
@@ -192,7 +183,7 @@ class ViT(nn.Module):
         """images (B, C, H, W) -> v = z_L[:, 0] (B, d_model); with ``return_tokens`` also z_L (B, 1 + N, d_model)."""
         x = self.patch_embed(images)                          # (B, N, d_model); checks the images
         cls = self.cls_token.expand(x.shape[0], -1, -1)       # (B, 1, d_model)
-        z = self.drop(torch.cat([cls, x], dim=1) + self.pos_emb)   # (B, 1 + N, d_model)
+        z = self.drop(self.pre_norm(torch.cat([cls, x], dim=1) + self.pos_emb))   # (B, 1 + N, d_model)
         z = self.encoder(z)                                   # (B, 1 + N, d_model), after the final LayerNorm
         return (z[:, 0], z) if return_tokens else z[:, 0]
 
@@ -238,87 +229,3 @@ class ViT(nn.Module):
         state["patch_embed.proj.bias"] = src["embeddings.patch_embeddings.projection.bias"]
         ours.load_state_dict(state, strict=True)
         return ours.to(conv.device, conv.dtype)
-
-
-# ----- attributes of a one-object scene ---------------------------------------------------------------------------
-def scene_labels(scenes) -> dict[str, torch.Tensor]:
-    """One-object ShapesWorld scenes -> {attribute: LongTensor (N,)} of indices into ``ATTRIBUTES[attribute]``."""
-    rows = []
-    for s in scenes:
-        if len(s.objects) != 1:
-            raise ValueError(f"scene_labels needs one-object scenes, got a scene with {len(s.objects)} objects")
-        o = s.objects[0]
-        rows.append((ATTRIBUTES["color"].index(o.color), ATTRIBUTES["shape"].index(o.shape),
-                     ATTRIBUTES["size"].index(o.size), o.position[0] * GRID + o.position[1]))
-    table = torch.tensor(rows, dtype=torch.long).reshape(-1, len(ATTRIBUTES))   # (N, 4)
-    return {name: table[:, i] for i, name in enumerate(ATTRIBUTES)}
-
-
-@dataclass
-class AttributeClassifierConfig:
-    """Which encoder ("cnn" or "vit") with which settings (the fields of CNNConfig or ViTConfig)."""
-
-    encoder: str = "cnn"
-    encoder_config: dict = field(default_factory=dict)
-    image_size: int = 32
-
-    def __post_init__(self):
-        if self.encoder not in ENCODERS:
-            raise ValueError(f"unknown encoder {self.encoder!r}; allowed: {', '.join(ENCODERS)}")
-        _positive_ints(self, ["image_size"])
-
-    def build_encoder(self) -> nn.Module:
-        model_cls, config_cls = ENCODERS[self.encoder]
-        return model_cls(config_cls(**self.encoder_config))
-
-
-ENCODERS = {"cnn": (CNNEncoder, CNNConfig), "vit": (ViT, ViTConfig)}
-
-
-@register_model(config_cls=AttributeClassifierConfig)
-class AttributeClassifier(nn.Module):
-    """An encoder v = f(I) and one linear head per attribute: logits_a = W_a v + b_a.
-
-    ``AttributeClassifier(encoder, image_size=32)`` wraps a CNNEncoder or ViT; ``AttributeClassifier(config)``
-    builds one from an AttributeClassifierConfig (as the zoo does).
-    """
-
-    def __init__(self, encoder: nn.Module | AttributeClassifierConfig, image_size: int = 32):
-        super().__init__()
-        if isinstance(encoder, AttributeClassifierConfig):
-            config, encoder = encoder, encoder.build_encoder()
-        elif isinstance(encoder, (CNNEncoder, ViT)):
-            kind = "cnn" if isinstance(encoder, CNNEncoder) else "vit"
-            config = AttributeClassifierConfig(kind, dataclasses.asdict(encoder.config), image_size)
-        else:
-            raise TypeError(f"AttributeClassifier expects a CNNEncoder, a ViT or an AttributeClassifierConfig, "
-                            f"got {type(encoder).__name__}")
-        if isinstance(encoder, ViT) and encoder.config.image_size != config.image_size:
-            raise ValueError(f"image_size={config.image_size} differs from the ViT's {encoder.config.image_size}")
-        self.config, self.encoder = config, encoder
-        self.heads = nn.ModuleDict({a: nn.Linear(encoder.feature_dim, len(v)) for a, v in ATTRIBUTES.items()})
-
-    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        """images (B, 3, H, W) in [0, 1] -> {attribute: logits (B, n_values)}."""
-        check_images(images, 3, self.config.image_size)
-        v = self.encoder(images)                                 # (B, feature_dim)
-        return {a: head(v) for a, head in self.heads.items()}
-
-    @torch.no_grad()
-    def predict(self, images) -> dict[str, torch.Tensor]:
-        """{attribute: LongTensor (B,)} for float images (B, 3, H, W) in [0, 1] or uint8 arrays (B, H, W, 3)."""
-        if isinstance(images, np.ndarray):
-            images = to_tensor(images if images.ndim == 4 else images[None])
-        device = next(self.parameters()).device
-        was_training = self.training
-        self.eval()
-        try:
-            logits = self(images.to(device))
-        finally:
-            self.train(was_training)
-        return {a: l.argmax(dim=-1) for a, l in logits.items()}
-
-    def describe(self, images) -> list[tuple[str, str, str, str]]:
-        """(colour, shape, size, position) names of the one object in each image."""
-        pred = {a: p.tolist() for a, p in self.predict(images).items()}
-        return [tuple(ATTRIBUTES[a][pred[a][i]] for a in ATTRIBUTES) for i in range(len(pred["color"]))]

@@ -10,13 +10,15 @@ from its config dataclass:
     class GPT(nn.Module):
         def __init__(self, config: GPTConfig): ...
 
-The zoo directory is the repository's `data/zoo/`, or `$VITLIB_ZOO` when set.
+The zoo directory is the repository's `data/zoo/`, or `$VITLIB_ZOO` when set. `load` imports vitlib's model
+modules itself, so `zoo.load("clip-shapes")` works without importing `vitlib.clip` first.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib
 import json
 import os
 from pathlib import Path
@@ -29,6 +31,7 @@ __all__ = ["register", "register_model", "registered", "save", "load", "load_con
            "zoo_dir"]
 
 FORMAT_VERSION = 1
+MODEL_MODULES = ("vitlib.transformer", "vitlib.vision", "vitlib.classifier", "vitlib.clip")  # define course models
 _REGISTRY: dict[str, tuple[type[nn.Module], type]] = {}
 
 
@@ -199,6 +202,9 @@ def load(
         raise ValueError(f"checkpoint {st_path} was modified or corrupted: sha256 expected {record['sha256']}, "
                          f"got {digest}")
     name = record["class"]
+    if name not in _REGISTRY:
+        for module in MODEL_MODULES:
+            importlib.import_module(module)
     if name not in _REGISTRY:
         raise ValueError(f"checkpoint {st_path} holds a {name}, which is not a registered model class "
                          f"(registered: {registered()}); import the module that defines it")
