@@ -53,3 +53,22 @@ def test_greedy_generation_is_a_caption(model):
     text = tok.decode(out)
     assert tok.eos_id in out
     ShapesWorld().parse_caption(text, strict=True)
+
+
+def test_fine_tuning_data_fits_its_requests():
+    world = ShapesWorld(seed=0)
+    tok = world.tokenizer
+    for prompt, response in gpt_shapes.instruction_examples(30, "val"):
+        request, caption = tok.decode(prompt), tok.decode(response)
+        k = ["one object", "two objects", "three objects"].index(request.removeprefix("draw ").rstrip(".")) + 1
+        assert len(world.parse_caption(caption, strict=True)) == k
+        assert response[-1] == tok.eos_id and prompt[0] == tok.bos_id
+    batch = gpt_shapes.qa_batch(gpt_shapes.instruction_examples(4, "train"))
+    prompt, response = gpt_shapes.instruction_examples(4, "train")[0]
+    labels = batch["labels"][0]
+    assert (labels[:len(prompt)] == -100).all() and labels[len(prompt):len(prompt) + len(response)].tolist() == response
+
+
+def test_the_fine_tuning_request_is_new_to_the_model(model):
+    assert gpt_shapes.instruction_accuracy(model, n_per_request=8) < 0.3
+    assert not any(" draw " in f" {doc} " for doc in gpt_shapes.texts(2000, "train"))

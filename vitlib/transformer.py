@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .attention import MultiHeadAttention
+from .utils import check_positive_ints
 from .zoo import register_model
 
 ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU}
@@ -124,10 +125,7 @@ class GPTConfig:
     def __post_init__(self):
         if self.d_ff is None:
             self.d_ff = 4 * self.d_model
-        for name in ("vocab_size", "d_model", "n_layers", "n_heads", "max_len", "d_ff"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        check_positive_ints(self, ("vocab_size", "d_model", "n_layers", "n_heads", "max_len", "d_ff"))
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
         if self.activation not in ACTIVATIONS:
@@ -234,7 +232,9 @@ class GPT(nn.Module):
 
     def parameter_groups(self) -> dict[str, int]:
         """Parameter counts by part: embeddings (token + position; the head is tied), attention, FFN, norms."""
-        count = lambda params: sum(p.numel() for p in params)  # noqa: E731
+        def count(params) -> int:
+            return sum(p.numel() for p in params)
+
         return {"embeddings": count([self.tok_emb.weight, self.pos_emb.weight]),
                 "attention": count(p for b in self.blocks for p in b.attn.parameters()),
                 "ffn": count(p for b in self.blocks for p in b.ffn.parameters()),

@@ -8,8 +8,8 @@ of four a question about the scene with its answer after the caption's <eos>:
 
 Questions ask for a colour, a shape, a count, a location, or whether a thing is there. A sample drawn from <bos> and
 stopped at the first <eos> is a caption, which ``world.parse_caption(strict=True)`` can judge. Chapter 03 then
-fine-tunes the model on 64 examples of one question ("how many objects are there?", ``qa_examples``), which the
-pre-training text holds too rarely for the model to answer.
+fine-tunes the model on 64 examples of a request it never saw, "draw two objects." answered by a caption of a scene
+with two objects (``instruction_examples``).
 
     python -m vitlib.recipes.gpt_shapes --save        # trains on the CPU and writes data/zoo/gpt-shapes.*
 """
@@ -33,8 +33,7 @@ from ..utils import get_device, seed_everything, train
 NAME = "gpt-shapes"
 QA_SHARE = 0.25
 PRETRAIN_QUESTIONS = ("color", "shape", "count", "exists", "position")  # not "relation": long and rare
-FINETUNE_QUESTION = "how many objects are there?"
-STEPS = 1600
+STEPS = 1200
 N_TRAIN, N_VAL, N_SAMPLES = 12000, 500, 1000  # documents to train on and to validate on; captions to sample
 _SPLIT_SEED = {"train": 0, "val": 1, "test": 2}
 _LOC = re.compile(r"\b(at|on|in) the\b")
@@ -71,18 +70,25 @@ def texts(n: int, split: str = "train", seed: int = 0, world: ShapesWorld | None
     return docs
 
 
-def qa_examples(n: int, split: str = "train", seed: int = 0,
-                world: ShapesWorld | None = None) -> list[tuple[list[int], list[int]]]:
-    """``n`` examples of the fine-tuning task, (prompt ids, answer ids):
-    "<bos> caption <eos> how many objects are there?" -> "two. <eos>"."""
+def instruction_prompt(k: int, world: ShapesWorld | None = None) -> list[int]:
+    """The request of the fine-tuning task, "<bos> draw two objects. <eos>", as ids (k = 1, 2 or 3 objects)."""
+    tok = (ShapesWorld(seed=0) if world is None else world).tokenizer
+    return tok.encode(f"<bos> draw {NUMBERS[k]} object{'s' if k > 1 else ''}. <eos>")
+
+
+def instruction_examples(n: int, split: str = "train", seed: int = 0,
+                         world: ShapesWorld | None = None) -> list[tuple[list[int], list[int]]]:
+    """``n`` (prompt ids, response ids) pairs of the fine-tuning task: a request for k objects and a caption of a
+    scene with k objects, e.g. "<bos> draw two objects. <eos>" -> "a red circle and a blue square. <eos>"."""
     world = ShapesWorld(seed=0) if world is None else world
-    tok, rng = world.tokenizer, random.Random(seed * 7919 + _SPLIT_SEED[split] + 101)
-    return [(tok.encode(f"<bos> {world.caption(scene, rng)} <eos> {FINETUNE_QUESTION}"),
-             tok.encode(f"{NUMBERS[len(scene.objects)]}.", add_eos=True)) for scene in world.scenes(n, split)]
+    rng = random.Random(seed * 7919 + _SPLIT_SEED[split] + 101)
+    return [(instruction_prompt(len(scene.objects), world), world.tokenizer.encode(world.caption(scene, rng),
+                                                                                  add_eos=True))
+            for scene in world.scenes(n, split)]
 
 
 def qa_batch(examples) -> dict[str, torch.Tensor]:
-    """Pad (prompt, answer) pairs; labels only on the answer tokens (the prompt is given, not learned)."""
+    """Pad (prompt, response) pairs; labels only on the response tokens (the prompt is given, not learned)."""
     batch = collate([p + a for p, a in examples])
     labels = torch.full_like(batch["labels"], IGNORE_INDEX)
     for b, (p, a) in enumerate(examples):
@@ -92,18 +98,24 @@ def qa_batch(examples) -> dict[str, torch.Tensor]:
 
 
 @torch.no_grad()
-def answer_accuracy(model: GPT, examples, batch_size: int = 256) -> float:
-    """Fraction of examples whose every answer token (words, ".", <eos>) is the model's top choice given the
-    tokens before it: exactly the examples that greedy decoding answers word for word."""
-    device = next(model.parameters()).device
-    right = 0
-    for i in range(0, len(examples), batch_size):
-        batch = {k: v.to(device) for k, v in qa_batch(examples[i:i + batch_size]).items()}
-        predicted = model(batch["input_ids"])[:, :-1].argmax(-1)      # (B, T-1): guesses for tokens 1..T-1
-        targets = batch["labels"][:, 1:]                                # (B, T-1)
-        wrong = (predicted != targets) & (targets != IGNORE_INDEX)
-        right += int((~wrong.any(dim=1)).sum())
-    return right / len(examples)
+def instruction_accuracy(model: GPT, n_per_request: int = 32, seed: int = 0,
+                         world: ShapesWorld | None = None) -> float:
+    """Share of sampled responses (temperature 1, seeded) to "draw k objects." for k = 1, 2, 3 that are
+    well-formed captions (``parse_caption(strict=True)``) naming exactly k objects."""
+    world = ShapesWorld(seed=0) if world is None else world
+    tok, device, right = world.tokenizer, next(model.parameters()).device, 0
+    for k in (1, 2, 3):
+        prompt = torch.tensor([instruction_prompt(k, world)] * n_per_request, device=device)   # (n, P)
+        sampler = SampleProcessor(torch.Generator().manual_seed(seed * 10 + k))
+        out = model.generate(prompt, model.config.max_len - prompt.shape[1], logits_processor=sampler,
+                             eos_token_id=tok.eos_id)[:, prompt.shape[1]:].tolist()
+        for row in out:
+            try:
+                right += len(world.parse_caption(tok.decode(row[:row.index(tok.eos_id)] if tok.eos_id in row
+                                                            else row))) == k
+            except ValueError:
+                pass
+    return right / (3 * n_per_request)
 
 
 def encode(docs: list[str], world: ShapesWorld | None = None) -> list[list[int]]:
