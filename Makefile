@@ -25,9 +25,10 @@ book: $(STAMP)
 	$(VENV)/bin/jupyter-book build . -W --keep-going
 	@echo "Open _build/html/index.html in a browser."
 
-# Unit tests of vitlib, repository checks, and every chapter re-run with nbval.
+# Unit tests of vitlib, repository checks, and every chapter re-run with nbval. Two workers share the two cores,
+# one thread each: a worker with two threads on a busy core spends most of its time waiting for the other.
 test: $(STAMP)
-	HF_HUB_OFFLINE=1 $(VPY) -m pytest -n 2 --dist loadscope --nbval-lax --nbval-current-env \
+	HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 $(VPY) -m pytest -n 2 --dist loadscope --nbval-lax --nbval-current-env \
 		--nbval-sanitize-with tests/nbval_sanitize.cfg --durations=15 $(TEST_PATHS) $(PYTEST_ARGS)
 
 clean:
