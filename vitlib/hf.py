@@ -1,9 +1,13 @@
-"""Interop with Hugging Face transformers: export course models to their transformers counterparts (chapter 03).
+"""Interop with Hugging Face transformers: export course models to their transformers counterparts (chapters 03, 05).
 
 ``to_hf_gpt2(model)`` builds a ``transformers.GPT2LMHeadModel`` with the same weights as a ``vitlib.transformer.GPT``,
 so that the two give the same logits and the same greedy tokens. The architectures agree block for block (pre-LN,
 learned positions, tied LM head); only the storage differs: GPT-2 keeps its linear layers as ``Conv1D`` with the
 weight transposed, (in, out), and fuses the query, key and value projections into one ``c_attn`` of width 3 * d_model.
+
+``to_hf_clip(model)`` builds a ``transformers.CLIPModel`` with the weights of a ``vitlib.clip.CLIP``: the same image
+and text features (``get_image_features`` / ``get_text_features``) and the same logits. The blocks agree one for one;
+CLIP's patch projection is a bias-free Conv2d, so our patch bias moves into the patch position embeddings.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import torch
 
 from .transformer import GPT
 
-__all__ = ["to_hf_gpt2"]
+__all__ = ["to_hf_gpt2", "to_hf_clip"]
 
 _HF_ACTIVATION = {"gelu": "gelu", "relu": "relu"}  # nn.GELU() is the exact (erf) GELU: "gelu", not "gelu_new"
 
@@ -57,3 +61,66 @@ def to_hf_gpt2(model: GPT, bos_token_id: int | None = None, eos_token_id: int | 
     hf.tie_weights()
     device = model.tok_emb.weight.device
     return hf.to(device=device, dtype=model.tok_emb.weight.dtype).eval()
+
+
+# ----- CLIP (chapter 05) ------------------------------------------------------------------------------------------
+def _copy_block(block, layer) -> None:
+    """A vitlib pre-LN Block -> a transformers CLIPEncoderLayer (the same sub-layers under other names)."""
+    for ours, theirs in ((block.norm1, layer.layer_norm1), (block.norm2, layer.layer_norm2),
+                         (block.attn.q_proj, layer.self_attn.q_proj), (block.attn.k_proj, layer.self_attn.k_proj),
+                         (block.attn.v_proj, layer.self_attn.v_proj), (block.attn.out_proj, layer.self_attn.out_proj),
+                         (block.ffn.fc1, layer.mlp.fc1), (block.ffn.fc2, layer.mlp.fc2)):
+        theirs.load_state_dict(ours.state_dict())
+
+
+@torch.no_grad()
+def to_hf_clip(model, bos_token_id: int | None = None, pad_token_id: int | None = None):
+    """A ``transformers.CLIPModel`` (eval mode, on the model's device) with the weights of a vitlib CLIP.
+
+    It takes the same inputs: ``pixel_values`` are our images in [0, 1] (no further normalisation), ``input_ids``
+    our token ids; it pools the text at the first ``config.eos_id``. The ViT's patch projection is a Linear with a
+    bias and CLIP's a bias-free Conv2d: the bias is added to every patch's position embedding instead, the same sum.
+    """
+    from einops import rearrange
+    from transformers import CLIPConfig as HFCLIPConfig
+    from transformers import CLIPModel
+
+    from .clip import CLIP, LOGIT_SCALE_MAX  # lazy, like transformers: exporting a GPT needs no vision code
+
+    if not isinstance(model, CLIP):
+        raise TypeError(f"to_hf_clip expects a vitlib.clip.CLIP, got {type(model).__name__}")
+    c = model.config
+    common = dict(hidden_act="gelu", layer_norm_eps=1e-5, attention_dropout=0.0, projection_dim=c.embed_dim)
+    config = HFCLIPConfig(
+        text_config=dict(vocab_size=c.vocab_size, hidden_size=c.text_width, intermediate_size=4 * c.text_width,
+                         num_hidden_layers=c.text_layers, num_attention_heads=c.text_heads,
+                         max_position_embeddings=c.max_len, eos_token_id=c.eos_id, bos_token_id=bos_token_id,
+                         pad_token_id=pad_token_id, **common),
+        vision_config=dict(hidden_size=c.vision_width, intermediate_size=4 * c.vision_width,
+                           num_hidden_layers=c.vision_layers, num_attention_heads=c.vision_heads,
+                           image_size=c.image_size, patch_size=c.patch_size, num_channels=3, **common),
+        projection_dim=c.embed_dim)
+    hf = CLIPModel(config).to(device=model.logit_scale.device, dtype=model.logit_scale.dtype).eval()
+    text, vision = hf.text_model, hf.vision_model
+    text.embeddings.token_embedding.weight.copy_(model.text.token_emb.weight)
+    text.embeddings.position_embedding.weight.copy_(model.text.pos_emb.weight)
+    for block, layer in zip(model.text.blocks, text.encoder.layers, strict=True):
+        _copy_block(block, layer)
+    text.final_layer_norm.load_state_dict(model.text.norm.state_dict())
+
+    vit, patch = model.vision, model.vision.patch_embed.proj
+    vision.embeddings.patch_embedding.weight.copy_(  # Linear (D, P*P*C), flattened (p1 p2 c) -> Conv2d (D, C, P, P)
+        rearrange(patch.weight, "d (p1 p2 c) -> d c p1 p2", p1=c.patch_size, p2=c.patch_size))
+    vision.embeddings.class_embedding.copy_(vit.cls_token[0, 0])
+    position = vit.pos_emb[0].clone()  # (1 + N, D): class token first, then the patches row by row
+    position[1:] += patch.bias
+    vision.embeddings.position_embedding.weight.copy_(position)
+    vision.pre_layrnorm.load_state_dict(vit.pre_norm.state_dict())
+    for block, layer in zip(vit.encoder.blocks, vision.encoder.layers, strict=True):
+        _copy_block(block, layer)
+    vision.post_layernorm.load_state_dict(vit.encoder.norm.state_dict())
+
+    hf.visual_projection.weight.copy_(model.visual_projection.weight)
+    hf.text_projection.weight.copy_(model.text_projection.weight)
+    hf.logit_scale.copy_(model.logit_scale.clamp(max=LOGIT_SCALE_MAX))  # ours is clamped when used; theirs is not
+    return hf
