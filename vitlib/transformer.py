@@ -66,6 +66,21 @@ class Block(nn.Module):
         return (x, kv) if use_cache else x
 
 
+def torch_stack_settings(stack: nn.Module, expected: type) -> tuple[nn.Module, str]:
+    """Check that a PyTorch ``nn.TransformerEncoder``/``nn.TransformerDecoder`` can be copied into a vitlib stack
+    (pre-LN, batch-first, a final LayerNorm, GELU or ReLU); return its first layer and the activation's name."""
+    if not isinstance(stack, expected):
+        raise TypeError(f"expected nn.{expected.__name__}, got {type(stack).__name__}")
+    layer = stack.layers[0]
+    if not (layer.norm_first and layer.self_attn.batch_first and isinstance(stack.norm, nn.LayerNorm)):
+        raise ValueError(f"only norm_first=True, batch_first=True {expected.__name__}s with a final LayerNorm are "
+                         "supported")
+    act = {F.gelu: "gelu", F.relu: "relu"}.get(layer.activation)
+    if act is None:
+        raise ValueError(f"activation {layer.activation!r} is not supported; use 'gelu' or 'relu'")
+    return layer, act
+
+
 class Encoder(nn.Module):
     """A stack of non-causal pre-LN blocks and a final LayerNorm: (B, T, d_model) -> (B, T, d_model)."""
 
@@ -88,14 +103,7 @@ class Encoder(nn.Module):
     def from_torch(cls, encoder: nn.TransformerEncoder) -> "Encoder":
         """An Encoder with the weights of a pre-LN (``norm_first=True``), batch-first ``nn.TransformerEncoder``
         whose final ``norm`` is a LayerNorm."""
-        if not isinstance(encoder, nn.TransformerEncoder):
-            raise TypeError(f"expected nn.TransformerEncoder, got {type(encoder).__name__}")
-        layer = encoder.layers[0]
-        if not (layer.norm_first and layer.self_attn.batch_first and isinstance(encoder.norm, nn.LayerNorm)):
-            raise ValueError("only norm_first=True, batch_first=True encoders with a final LayerNorm are supported")
-        act = {F.gelu: "gelu", F.relu: "relu"}.get(layer.activation)
-        if act is None:
-            raise ValueError(f"activation {layer.activation!r} is not supported; use 'gelu' or 'relu'")
+        layer, act = torch_stack_settings(encoder, nn.TransformerEncoder)
         ours = cls(layer.self_attn.embed_dim, layer.self_attn.num_heads, len(encoder.layers),
                    layer.linear1.out_features, layer.dropout.p, act, layer.norm1.eps)
         for block, ref in zip(ours.blocks, encoder.layers):

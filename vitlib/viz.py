@@ -21,10 +21,14 @@ def _as_hwc_uint8(image) -> np.ndarray:
 
 
 def show_images(images, titles=None, ncols: int = 8, size: float = 1.6, title_width: int = 22, suptitle=None):
-    """Show images in a grid, each with an optional (wrapped) title; returns the matplotlib figure."""
+    """Show images in a grid, each with an optional title, wrapped at ``title_width`` characters (line breaks in a
+    title are kept); returns the matplotlib figure."""
     import textwrap
 
     import matplotlib.pyplot as plt
+
+    def wrap(title: str) -> list[str]:
+        return [row for line in title.split("\n") for row in textwrap.wrap(line, title_width) or [""]]
 
     images = [_as_hwc_uint8(im) for im in images]
     if not images:
@@ -33,14 +37,14 @@ def show_images(images, titles=None, ncols: int = 8, size: float = 1.6, title_wi
         raise ValueError(f"got {len(images)} images but {len(titles)} titles")
     ncols = min(ncols, len(images))
     nrows = -(-len(images) // ncols)
-    text_rows = 0 if titles is None else max(len(textwrap.wrap(t, title_width)) for t in titles)
+    text_rows = 0 if titles is None else max(len(wrap(t)) for t in titles)
     fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * (size + 0.17 * text_rows)), squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < len(images):
             ax.imshow(images[i], interpolation="nearest")
             if titles is not None:
-                ax.set_title("\n".join(textwrap.wrap(titles[i], title_width)), fontsize=7)
+                ax.set_title("\n".join(wrap(titles[i])), fontsize=7)
     if suptitle:
         fig.suptitle(suptitle)
     fig.tight_layout()

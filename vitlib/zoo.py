@@ -31,7 +31,7 @@ __all__ = ["register", "register_model", "registered", "save", "load", "load_con
            "zoo_dir"]
 
 FORMAT_VERSION = 1
-MODEL_MODULES = ("vitlib.transformer", "vitlib.vision", "vitlib.classifier", "vitlib.clip")  # define course models
+MODEL_MODULES = ("vitlib.transformer", "vitlib.vision", "vitlib.classifier", "vitlib.clip", "vitlib.vlp")  # define course models
 _REGISTRY: dict[str, tuple[type[nn.Module], type]] = {}
 
 

@@ -1,0 +1,245 @@
+"""vitlib.vlp: fusion encoder vs PyTorch, hard-negative sampling, masking, ITM pairs, the combined loss, re-ranking."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vitlib.contrastive import clip_loss, similarity
+from vitlib.data import IGNORE_INDEX
+from vitlib.recipes.vlp_shapes import rerank
+from vitlib.vlp import (FusionEncoder, FusionLayer, ITMHead, MLMHead, VLPConfig, VLPModel, itm_pairs, mask_tokens,
+                        sample_hard_negatives)
+
+
+def _decoder(d_model=32, n_heads=4, n_layers=2, activation="gelu", norm_first=True):
+    torch.manual_seed(0)
+    layer = nn.TransformerDecoderLayer(d_model, n_heads, 3 * d_model, dropout=0.0, activation=activation,
+                                       batch_first=True, norm_first=norm_first)
+    decoder = nn.TransformerDecoder(layer, n_layers, norm=nn.LayerNorm(d_model)).eval()
+    for p in decoder.parameters():   # LayerNorms start at (1, 0): perturb them so a swapped norm is caught
+        nn.init.normal_(p, std=0.3)
+    return decoder
+
+
+@pytest.mark.parametrize("activation", ["gelu", "relu"])
+def test_fusion_encoder_matches_nn_transformer_decoder(activation):
+    decoder = _decoder(activation=activation)
+    ours = FusionEncoder.from_torch(decoder).eval()
+    g = torch.Generator().manual_seed(1)
+    text, image = torch.randn(3, 7, 32, generator=g), torch.randn(3, 5, 32, generator=g)
+    mask = torch.ones(3, 7, dtype=torch.bool)
+    mask[1, 4:] = False   # padding in the text
+    ref = decoder(text, image, tgt_key_padding_mask=~mask)
+    got = ours(text, image, mask)
+    torch.testing.assert_close(got[mask], ref[mask], atol=1e-5, rtol=1e-5)
+
+
+def test_fusion_layer_with_a_wider_context_matches_torch_modules():
+    torch.manual_seed(0)
+    d, dc = 16, 24
+    layer = FusionLayer(d, 2, d_context=dc).eval()
+    for p in layer.parameters():
+        nn.init.normal_(p, std=0.3)
+    self_attn = nn.MultiheadAttention(d, 2, batch_first=True)
+    cross_attn = nn.MultiheadAttention(d, 2, kdim=dc, vdim=dc, batch_first=True)
+    for ours, ref in ((layer.self_attn, self_attn), (layer.cross_attn, cross_attn)):
+        with torch.no_grad():   # copy our weights into PyTorch's modules
+            if ref._qkv_same_embed_dim:
+                ref.in_proj_weight.copy_(torch.cat([ours.q_proj.weight, ours.k_proj.weight, ours.v_proj.weight]))
+            else:
+                ref.q_proj_weight.copy_(ours.q_proj.weight)
+                ref.k_proj_weight.copy_(ours.k_proj.weight)
+                ref.v_proj_weight.copy_(ours.v_proj.weight)
+            ref.in_proj_bias.copy_(torch.cat([ours.q_proj.bias, ours.k_proj.bias, ours.v_proj.bias]))
+            ref.out_proj.load_state_dict(ours.out_proj.state_dict())
+    x, image = torch.randn(2, 5, d), torch.randn(2, 9, dc)
+    h = x + self_attn(*(layer.norm1(x),) * 3, need_weights=False)[0]
+    h = h + cross_attn(layer.norm2(h), image, image, need_weights=False)[0]
+    ref = h + layer.ffn.fc2(F.gelu(layer.ffn.fc1(layer.norm3(h))))
+    torch.testing.assert_close(layer(x, image), ref, atol=1e-5, rtol=1e-5)
+
+
+def test_fusion_bad_input():
+    with pytest.raises(ValueError, match="norm_first=True"):
+        FusionEncoder.from_torch(_decoder(norm_first=False))
+    with pytest.raises(TypeError, match="TransformerDecoder"):
+        FusionEncoder.from_torch(nn.Linear(2, 2))
+    f = FusionEncoder(16, 2, 1, d_context=8)
+    with pytest.raises(ValueError, match=r"text must have shape \(batch, length, 16\)"):
+        f(torch.randn(2, 3, 8), torch.randn(2, 4, 8))
+    with pytest.raises(ValueError, match=r"image must have shape \(2, S, 8\)"):
+        f(torch.randn(2, 3, 16), torch.randn(2, 4, 16))
+
+
+def test_heads_shapes():
+    fused = torch.randn(2, 5, 16)
+    assert ITMHead(16)(fused).shape == (2, 2)
+    assert MLMHead(16, 30)(fused).shape == (2, 5, 30)
+
+
+def test_hard_negatives_follow_the_softmax_and_never_pick_the_positive():
+    sim = torch.tensor([[5.0, 2.0, 1.0, 0.0], [0.5, 4.0, 0.0, 1.5], [3.0, 0.0, 6.0, 1.0], [0.0, 0.0, 2.0, 5.0]])
+    g = torch.Generator().manual_seed(0)
+    n = 2000
+    counts_t, counts_i = torch.zeros(4, 4), torch.zeros(4, 4)
+    for _ in range(n):
+        t, i = sample_hard_negatives(sim, g)
+        counts_t[torch.arange(4), t] += 1
+        counts_i[torch.arange(4), i] += 1   # row j: the images drawn for text j
+    off = ~torch.eye(4, dtype=torch.bool)
+    assert counts_t[~off].sum() == 0 and counts_i[~off].sum() == 0
+    expected_t = sim.masked_fill(~off, float("-inf")).softmax(dim=1)
+    expected_i = sim.T.masked_fill(~off, float("-inf")).softmax(dim=1)
+    torch.testing.assert_close(counts_t / n, expected_t, atol=0.04, rtol=0)
+    torch.testing.assert_close(counts_i / n, expected_i, atol=0.04, rtol=0)
+
+
+def test_hard_negatives_uniform_for_zero_logits_exclude_and_reproducible():
+    g = torch.Generator().manual_seed(0)
+    draws = torch.stack([sample_hard_negatives(torch.zeros(3, 3), g)[0] for _ in range(1500)])  # (1500, 3)
+    for row in range(3):
+        freq = torch.bincount(draws[:, row], minlength=3).float() / 1500
+        assert freq[row] == 0 and (freq[torch.arange(3) != row] - 0.5).abs().max() < 0.05
+    exclude = torch.zeros(3, 3, dtype=torch.bool)
+    exclude[0, 1] = exclude[1, 0] = True   # texts 0 and 1 are the same caption
+    for _ in range(200):
+        t, i = sample_hard_negatives(torch.zeros(3, 3), g, exclude)
+        assert t[0] == 2 and t[1] == 2 and i[0] == 2 and i[1] == 2
+    sim = torch.randn(6, 6)
+    a = sample_hard_negatives(sim, torch.Generator().manual_seed(5))
+    b = sample_hard_negatives(sim, torch.Generator().manual_seed(5))
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+
+
+def test_hard_negatives_bad_input():
+    with pytest.raises(ValueError, match="square"):
+        sample_hard_negatives(torch.zeros(2, 3))
+    with pytest.raises(ValueError, match="batch >= 2"):
+        sample_hard_negatives(torch.zeros(1, 1))
+    with pytest.raises(ValueError, match="no allowed negative"):
+        sample_hard_negatives(torch.zeros(2, 2), exclude=torch.ones(2, 2, dtype=torch.bool))
+
+
+def test_itm_pairs():
+    image_idx, text_idx, labels = itm_pairs(torch.tensor([2, 0, 1]), torch.tensor([1, 2, 0]))
+    assert image_idx.tolist() == [0, 1, 2, 0, 1, 2, 1, 2, 0]
+    assert text_idx.tolist() == [0, 1, 2, 2, 0, 1, 0, 1, 2]
+    assert labels.tolist() == [1, 1, 1, 0, 0, 0, 0, 0, 0]
+    with pytest.raises(ValueError, match="two"):
+        itm_pairs(torch.tensor([1, 0]), torch.tensor([1, 0, 2]))
+
+
+def test_mask_tokens():
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(5, 50, (200, 30), generator=g)
+    maskable = torch.ones_like(ids, dtype=torch.bool)
+    maskable[:, 0] = False
+    masked, labels = mask_tokens(ids, 99, 50, 0.3, maskable, torch.Generator().manual_seed(1))
+    chosen = labels != IGNORE_INDEX
+    assert not chosen[:, 0].any()
+    assert torch.equal(labels[chosen], ids[chosen]) and torch.equal(masked[~chosen], ids[~chosen])
+    assert abs(chosen[:, 1:].float().mean().item() - 0.3) < 0.02
+    is_mask, kept = masked[chosen] == 99, masked[chosen] == ids[chosen]
+    assert abs(is_mask.float().mean().item() - 0.8) < 0.03
+    assert abs(kept.float().mean().item() - 0.1 - 0.1 / 50) < 0.03   # kept, or drawn at random to itself
+    again = mask_tokens(ids, 99, 50, 0.3, maskable, torch.Generator().manual_seed(1))
+    assert torch.equal(again[0], masked) and torch.equal(again[1], labels)
+    # mask only: the same choice of positions (the first draw), every one replaced by the mask id
+    only, labels_only = mask_tokens(ids, 99, 50, 0.3, maskable, torch.Generator().manual_seed(1), (1.0, 0.0))
+    assert torch.equal(labels_only, labels) and (only[chosen] == 99).all()
+
+
+def test_mask_tokens_bad_input():
+    ids = torch.ones(2, 3, dtype=torch.long)
+    with pytest.raises(ValueError, match="LongTensor"):
+        mask_tokens(ids.float(), 9, 10)
+    with pytest.raises(ValueError, match="mask_prob"):
+        mask_tokens(ids, 9, 10, mask_prob=1.5)
+    with pytest.raises(ValueError, match="replace_probs"):
+        mask_tokens(ids, 9, 10, replace_probs=(0.8, 0.4))
+    with pytest.raises(ValueError, match="maskable"):
+        mask_tokens(ids, 9, 10, maskable=torch.ones(2, 3))
+
+
+def _batch(B=6, T=7, image_size=32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(5, 80, (B, T), generator=g)
+    ids[:, 0], ids[:, -1] = 1, 3
+    mask = torch.ones(B, T, dtype=torch.bool)
+    ids[0, -2:], mask[0, -2:] = torch.tensor([3, 0]), torch.tensor([True, False])   # a shorter caption, padded
+    return {"images": torch.rand(B, 3, image_size, image_size, generator=g), "input_ids": ids, "attention_mask": mask}
+
+
+@pytest.mark.parametrize("image_encoder,negatives", [("vit", "hard"), ("cnn", "hard"), ("vit", "random")])
+def test_losses_are_the_documented_sums(image_encoder, negatives):
+    torch.manual_seed(0)
+    model = VLPModel(VLPConfig(image_encoder=image_encoder, vision_width=32, text_width=32, embed_dim=16,
+                               n_heads=2, mask_prob=0.4)).eval()
+    batch = _batch()
+    out = model.losses(batch, negatives, torch.Generator().manual_seed(3))
+    # recompute each term from the parts, with the same random draws in the same order
+    g = torch.Generator().manual_seed(3)
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    image_emb, image_tokens = model.encode_image(batch["images"])
+    text_emb, text_tokens = model.encode_text(ids, mask)
+    torch.testing.assert_close(out["itc"], clip_loss(image_emb, text_emb, model.logit_scale))
+    sim = similarity(image_emb, text_emb) * model.scale()
+    sim = sim if negatives == "hard" else torch.zeros_like(sim)   # random negatives: uniform draws
+    image_idx, text_idx, labels = itm_pairs(*sample_hard_negatives(sim, g))
+    itm_logits = model.itm_head(model.fusion(text_tokens[text_idx], image_tokens[image_idx], mask[text_idx]))
+    torch.testing.assert_close(out["itm"], F.cross_entropy(itm_logits, labels))
+    maskable = mask & (ids != 1) & (ids != 3) & (ids != 0)
+    masked, mlm_labels = mask_tokens(ids, model.mask_id, 80, 0.4, maskable, g)
+    assert (mlm_labels != IGNORE_INDEX).any()
+    logits = model.mlm_head(model.fusion(model.encode_text(masked, mask)[1], image_tokens, mask))
+    chosen = mlm_labels != IGNORE_INDEX
+    torch.testing.assert_close(out["mlm"], F.cross_entropy(logits[chosen], mlm_labels[chosen]))
+    torch.testing.assert_close(out["total"], out["itc"] + out["itm"] + out["mlm"])
+    out["total"].backward()
+    assert all(p.grad is not None for p in model.parameters()), "some parameter gets no gradient"
+    assert model(batch["images"], ids, mask).shape == (6, 6)
+
+
+def test_image_ids_are_never_negatives_of_each_other():
+    torch.manual_seed(0)
+    model = VLPModel(VLPConfig(vision_width=32, text_width=32, embed_dim=16, n_heads=2)).eval()
+    batch = _batch(B=4)
+    batch["image_ids"] = torch.tensor([0, 0, 0, 0])   # one image four times: no negative anywhere
+    with pytest.raises(ValueError, match="no allowed negative"):
+        model.losses(batch)
+
+
+def test_vlp_bad_input():
+    model = VLPModel(VLPConfig(vision_width=32, text_width=32, embed_dim=16, n_heads=2))
+    batch = _batch(B=2)
+    with pytest.raises(ValueError, match="negatives"):
+        model.losses(batch, negatives="easy")
+    with pytest.raises(ValueError, match="lacks"):
+        model.losses({"images": batch["images"]})
+    with pytest.raises(ValueError, match="bool"):
+        model.losses({**batch, "attention_mask": batch["attention_mask"].long()})
+    with pytest.raises(ValueError, match="<bos>"):
+        model.losses({**batch, "input_ids": batch["input_ids"].roll(1, dims=1)})
+    with pytest.raises(ValueError, match="one per text"):
+        model.losses({**batch, "images": batch["images"][:1]})
+    with pytest.raises(ValueError, match="max_len"):
+        model(torch.rand(1, 3, 32, 32), torch.ones(1, 60, dtype=torch.long), torch.ones(1, 60, dtype=torch.bool))
+    with pytest.raises(TypeError, match="VLPConfig"):
+        VLPModel({"vocab_size": 80})
+    with pytest.raises(ValueError, match="image_encoder"):
+        VLPConfig(image_encoder="resnet")
+    with pytest.raises(ValueError, match="divisible"):
+        VLPConfig(text_width=30, n_heads=4)
+
+
+def test_rerank():
+    sim = torch.tensor([[0.9, 0.8, 0.1, 0.0], [0.2, 0.1, 0.7, 0.6]])   # queries' targets: 1 and 3 (second best)
+    prefer = torch.tensor([1, 3])
+    reranked = rerank(sim, 2, lambda q, c: (c == prefer[q]).float())
+    assert reranked.argmax(dim=1).tolist() == [1, 3]
+    assert reranked[0].argsort(descending=True).tolist() == [1, 0, 2, 3]   # the rest keep ITC's order, below
+    same = rerank(sim, 3, lambda q, c: sim[q, c] * 10 - 50)
+    assert torch.equal(same.argsort(dim=1, descending=True), sim.argsort(dim=1, descending=True))
+    with pytest.raises(ValueError, match="1 <= k"):
+        rerank(sim, 5, lambda q, c: q.float())

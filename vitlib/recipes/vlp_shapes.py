@@ -1,0 +1,263 @@
+"""Recipe for chapter 06: pre-train a small VLPModel on ShapesWorld with L = L_ITC + L_ITM + L_MLM, and the tests
+that tell ITM with hard negatives from ITM with random ones.
+
+Captions name every attribute of every object ("there is a small red circle at the top left and a large blue square
+in the center."), so two different scenes never share a caption and a caption with one attribute changed is false.
+
+    minimal pairs:  each test image with its true caption and the same caption with one colour, shape or position
+                    changed; ITM should score the true one higher
+    re-ranking:     text -> image retrieval by ITC similarity, then the ITC top-k re-ordered by ITM
+
+Training runs in two stages: a warm-up with random ITM negatives (BLIP starts from pre-trained encoders; ours
+from nothing), then two copies of the warmed-up model continue on the same batches, one with hard negatives and one
+with random ones. The warm-up ships as the checkpoint "vlp-shapes-warmup", so that chapter 06 trains only the two
+copies.
+
+    python -m vitlib.recipes.vlp_shapes --save       # the warm-up, written to data/zoo/vlp-shapes-warmup.*
+    python -m vitlib.recipes.vlp_shapes --compare    # the warm-up, then both copies, and their measurements
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import functools
+import random
+from collections.abc import Callable
+from dataclasses import replace
+
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from .. import zoo
+from ..contrastive import recall_at_k, similarity
+from ..data import Obj, Scene, ShapesWorld, to_tensor
+from ..data.language import listing, noun_phrase
+from ..data.render import GRID
+from ..utils import History, Timer, get_device, seed_everything, train
+from ..vlp import VLPConfig, VLPModel
+
+WARMUP_NAME = "vlp-shapes-warmup"
+WARMUP, STEPS = 200, 300   # steps of the shared warm-up, and of each copy after it
+ATTRIBUTES = ("color", "shape", "position")
+TEMPLATES = ("{}.", "there is {}.", "the image shows {}.")
+
+
+def world() -> ShapesWorld:
+    """Scenes of one or two objects, every colour+shape pair allowed."""
+    return ShapesWorld(image_size=32, max_objects=2, holdout=(), seed=0)
+
+
+def describe(objects, template: int) -> str:
+    """A caption naming size, colour, shape and position of each object, in the given order."""
+    return TEMPLATES[template].format(listing([noun_phrase(o, "full") for o in objects]))
+
+
+def captions(scenes, seed: int = 0) -> list[str]:
+    """One full caption per scene, objects in a random order, one of three templates."""
+    rng = random.Random(seed)
+    out = []
+    for s in scenes:
+        objects = list(s.objects)
+        rng.shuffle(objects)
+        out.append(describe(objects, rng.randrange(len(TEMPLATES))))
+    return out
+
+
+def edit(scene: Scene, attribute: str, rng: random.Random, w: ShapesWorld) -> tuple[Scene, int]:
+    """The scene with one object's colour, shape or position changed (to a free cell, a (colour, shape) pair not
+    already in the scene); returns (edited scene, index of the edited object)."""
+    i = rng.randrange(len(scene.objects))
+    o, others = scene.objects[i], [p for j, p in enumerate(scene.objects) if j != i]
+    pairs = {(p.color, p.shape) for p in others}
+    if attribute == "color":
+        new = replace(o, color=rng.choice([c for c in w.colors if c != o.color and (c, o.shape) not in pairs]))
+    elif attribute == "shape":
+        new = replace(o, shape=rng.choice([s for s in w.shapes if s != o.shape and (o.color, s) not in pairs]))
+    else:
+        cells = [divmod(c, GRID) for c in range(GRID * GRID) if divmod(c, GRID) not in {p.position for p in scene.objects}]
+        new = replace(o, position=rng.choice(cells))
+    return Scene(scene.objects[:i] + (new,) + scene.objects[i + 1:]), i
+
+
+def minimal_pairs(scenes, seed: int = 0) -> dict:
+    """For each scene: its caption and the caption of an edited scene with the objects in the same order and the
+    same template. Attributes cycle colour, shape, position. -> {"true", "false", "attribute"} lists."""
+    w, rng = world(), random.Random(seed)
+    out = {"true": [], "false": [], "attribute": []}
+    for k, scene in enumerate(scenes):
+        attribute = ATTRIBUTES[k % len(ATTRIBUTES)]
+        edited, _ = edit(scene, attribute, rng, w)
+        order = list(range(len(scene.objects)))
+        rng.shuffle(order)
+        template = rng.randrange(len(TEMPLATES))
+        out["true"].append(describe([scene.objects[j] for j in order], template))
+        out["false"].append(describe([edited.objects[j] for j in order], template))
+        out["attribute"].append(attribute)
+    return out
+
+
+@functools.lru_cache(maxsize=8)
+def _distinct_scenes(n: int, split: str) -> tuple[Scene, ...]:
+    draws = n
+    while True:   # the first `draws` scenes of a split are always the same, so draw more until n are distinct
+        scenes = list(dict((s.key(), s) for s in world().scenes(draws, split)).values())
+        if len(scenes) >= n:
+            return tuple(scenes[:n])
+        draws *= 2
+
+
+def distinct_scenes(n: int, split: str) -> list[Scene]:
+    """The first n distinct scenes of a split (always the same ones)."""
+    return list(_distinct_scenes(n, split))
+
+
+def tokenize(texts, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    batch = world().tokenizer(list(texts), add_bos=True, add_eos=True)
+    return batch["input_ids"].to(device), batch["attention_mask"].to(device)
+
+
+def config(device: torch.device | str = "cpu") -> VLPConfig:
+    """The chapter's model: a 4-stage CNN (a 4x4 map of 64-d tokens), widths 64, one layer each for the text and
+    fusion encoders (wider and deeper on a GPU)."""
+    tok = world().tokenizer
+    big = torch.device(device).type == "cuda"
+    return VLPConfig(vocab_size=tok.vocab_size, bos_id=tok.bos_id, eos_id=tok.eos_id, image_encoder="cnn",
+                     cnn_channels=(32, 64, 128, 128) if big else (16, 32, 64, 64), text_width=128 if big else 64,
+                     text_layers=2 if big else 1, fusion_layers=2 if big else 1, n_heads=4, embed_dim=64, mask_prob=0.3)
+
+
+def train_vlp(negatives: str = "hard", steps: int = 300, model: VLPModel | None = None, n_train: int = 4000,
+              captions_per_scene: int = 2, batch_size: int = 64, lr: float = 4e-3, seed: int = 0, device=None,
+              progress: bool = True):
+    """Train ``model`` (a new VLPModel if None) in place; return (model, history of the loss parts, seconds).
+    The data and the random draws depend on ``seed`` only, so two variants see the same batches."""
+    device = get_device() if device is None else torch.device(device)
+    generator = seed_everything(seed)
+    scenes = distinct_scenes(n_train, "train")
+    images = to_tensor(world().render_batch(scenes)).to(device)        # (N, 3, 32, 32)
+    ids, mask = tokenize([c for k in range(captions_per_scene) for c in captions(scenes, seed + k)])  # (K N, T)
+    image_ids = torch.arange(len(scenes)).repeat(captions_per_scene)   # (K N,): caption k of scene i -> image i
+    loader = DataLoader(TensorDataset(image_ids, ids, mask), batch_size=batch_size, shuffle=True, drop_last=True,
+                        generator=generator)
+    model = (VLPModel(config(device)) if model is None else model).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.1)
+    sampler = torch.Generator(device=device).manual_seed(seed)      # negatives and masks
+    parts = History()
+
+    def loss_fn(m, batch):
+        if optimizer.state:
+            schedule.step()
+        image_ids, ids, mask = batch
+        out = m.losses({"images": images[image_ids], "input_ids": ids, "attention_mask": mask,
+                        "image_ids": image_ids}, negatives, sampler)
+        parts.log(len(parts["total"]) + 1 if "total" in parts else 1, **{k: v.item() for k, v in out.items()})
+        return out["total"]
+
+    with Timer() as timer:
+        train(model, loader, loss_fn, optimizer, steps=steps, progress=progress)
+    return model.eval(), parts, timer.seconds
+
+
+@torch.no_grad()
+def itm_probability(model: VLPModel, images, ids, mask, batch_size: int = 512) -> torch.Tensor:
+    """p(match) of aligned (image, text) rows, (N,)."""
+    out = []
+    for i in range(0, len(ids), batch_size):
+        sl = slice(i, i + batch_size)
+        _, image_tokens = model.encode_image(images[sl])
+        _, text_tokens = model.encode_text(ids[sl], mask[sl])
+        out.append(model.itm_logits(image_tokens, text_tokens, mask[sl]).softmax(dim=-1)[:, 1])
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def minimal_pair_accuracy(model: VLPModel, scenes, pairs: dict) -> dict:
+    """Per changed attribute and overall: how often ITM (and, for comparison, ITC) scores the true caption above
+    the edited one."""
+    device = next(model.parameters()).device
+    images = to_tensor(world().render_batch(scenes)).to(device)
+    (ids_t, mask_t), (ids_f, mask_f) = tokenize(pairs["true"], device), tokenize(pairs["false"], device)
+    right = {"itm": itm_probability(model, images, ids_t, mask_t) > itm_probability(model, images, ids_f, mask_f)}
+    v = model.encode_image(images)[0]
+    cos = lambda ids, mask: torch.cosine_similarity(v, model.encode_text(ids, mask)[0], dim=-1)  # noqa: E731
+    right["itc"] = cos(ids_t, mask_t) > cos(ids_f, mask_f)
+    attribute = pairs["attribute"]
+    out = {}
+    for kind, r in right.items():
+        r = r.cpu()
+        out[kind] = {a: r[[x == a for x in attribute]].float().mean().item() for a in ATTRIBUTES}
+        out[kind]["all"] = r.float().mean().item()
+    return out
+
+
+@torch.no_grad()
+def rerank(sim: torch.Tensor, k: int, score_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """Re-rank each query's top-k candidates of ``sim`` (Q, N) by ``score_fn(query_idx (M,), cand_idx (M,)) -> (M,)``.
+    Returns scores (Q, N): each row's top-k carry their new scores; the rest keep ITC's order, below all of them."""
+    if sim.dim() != 2 or not 1 <= k <= sim.shape[1]:
+        raise ValueError(f"need sim (queries, candidates) and 1 <= k <= candidates, got {tuple(sim.shape)}, k={k}")
+    top = sim.topk(k, dim=1).indices                                                  # (Q, k)
+    query = torch.arange(len(sim), device=sim.device)[:, None].expand_as(top)         # (Q, k)
+    scores = score_fn(query.flatten(), top.flatten()).view(top.shape).to(sim.dtype)   # (Q, k)
+    rest = sim - sim.max(dim=1, keepdim=True).values + scores.min(dim=1, keepdim=True).values - 1
+    return rest.scatter(1, top, scores)
+
+
+@torch.no_grad()
+def retrieval(model: VLPModel, scenes, k: int = 8) -> dict:
+    """Text -> image R@1 over the given scenes: by ITC, and after re-ranking ITC's top-k by
+    log p_ITM(match) + s / tau (the sum of both models' log-scores); also each query's first image both ways."""
+    device = next(model.parameters()).device
+    images = to_tensor(world().render_batch(scenes)).to(device)
+    ids, mask = tokenize(captions(scenes, seed=1), device)
+    image_emb, image_tokens = model.encode_image(images)
+    text_emb, text_tokens = model.encode_text(ids, mask)
+    logits = similarity(text_emb, image_emb) * model.scale()          # (texts, images); target: the diagonal
+
+    def score(query, candidate):
+        log_p = torch.cat([model.itm_logits(image_tokens[candidate[i:i + 512]], text_tokens[query[i:i + 512]],
+                                            mask[query[i:i + 512]]).log_softmax(dim=-1)[:, 1]
+                           for i in range(0, len(query), 512)])
+        return log_p + logits[query, candidate]
+
+    reranked = rerank(logits, k, score)
+    return {"itc_r1": recall_at_k(logits, 1), f"itc_r{k}": recall_at_k(logits, k),
+            "rerank_r1": recall_at_k(reranked, 1), "itc_top1": logits.argmax(dim=1).tolist(),
+            "rerank_top1": reranked.argmax(dim=1).tolist()}
+
+
+def warmup_metrics(model: VLPModel) -> dict:
+    """What the checkpoint states and its test recomputes: ITC retrieval and minimal-pair accuracies on test scenes."""
+    test = distinct_scenes(600, "test")
+    found = retrieval(model, distinct_scenes(1000, "test"))
+    return {"itc_r1": found["itc_r1"], "rerank_r1": found["rerank_r1"],
+            "minimal_pairs": minimal_pair_accuracy(model, test, minimal_pairs(test))}
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--save", action="store_true", help=f"write the warm-up to data/zoo/{WARMUP_NAME}.*")
+    parser.add_argument("--compare", action="store_true", help="train both copies after the warm-up and measure")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)  # for a model this small a second CPU thread costs more than it saves
+    warm, parts, seconds = train_vlp("random", WARMUP, seed=args.seed, device="cpu", progress=False)
+    metrics = {"steps": WARMUP, "train_seconds": round(seconds, 1), **warmup_metrics(warm),
+               "losses": {k: [round(x, 4) for x in v] for k, v in parts.values.items()}}   # per step, for plots
+    print("warm-up:", {k: v for k, v in metrics.items() if k != "losses"})
+    if args.save:
+        print("wrote", zoo.save(warm, WARMUP_NAME, warm.config, metrics))
+    if args.compare:
+        test = distinct_scenes(600, "test")
+        pairs = minimal_pairs(test)
+        for negatives in ("hard", "random"):
+            model, _, seconds = train_vlp(negatives, STEPS, copy.deepcopy(warm), seed=args.seed + 1, device="cpu",
+                                          progress=False)
+            found = {k: v for k, v in retrieval(model, distinct_scenes(1000, "test")).items() if "top1" not in k}
+            print(negatives, f"{seconds:.0f}s", minimal_pair_accuracy(model, test, pairs), found)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,293 @@
+"""Vision-language pre-training: fusion encoder, image-text matching with hard negatives, masked LM (chapter 06).
+
+    ITC:    s_ij = cos(W_v v_i, W_t t_j) / tau,   L_ITC = the symmetric InfoNCE of chapter 05
+    fusion: h <- h + SA(LN_1 h);  h <- h + CA(LN_2 h, V);  h <- h + FFN(LN_3 h)       (V: the image tokens)
+    ITM:    p(match | I, T) = softmax(W h_[CLS] + b);  negatives: for image i, text j != i ~ softmax_j(s_ij)
+    MLM:    L_MLM = -mean over masked positions m of log p(x_m | x_masked, I)
+    L = L_ITC + L_ITM + L_MLM
+
+ALBEF's and BLIP's layout: image and text encoders aligned by ITC; a fusion encoder (``nn.TransformerDecoder``
+without a causal mask) whose words cross-attend to the image tokens, read by the ITM and MLM heads.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+from .attention import MultiHeadAttention
+from .contrastive import clip_loss, similarity
+from .data import IGNORE_INDEX
+from .transformer import Encoder, FeedForward, torch_stack_settings
+from .vision import CNNConfig, CNNEncoder, ViT, ViTConfig
+from .zoo import register_model
+
+
+def _describe(x) -> str:   # for error messages: "torch.int64 (2, 3)", or the type's name
+    return f"{x.dtype} {tuple(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__
+
+
+class FusionLayer(nn.Module):
+    """Pre-LN: self-attention over the text, cross-attention from the text to the image tokens, FFN (no dropout)."""
+
+    def __init__(self, d_model: int, n_heads: int, d_context: int | None = None, d_ff: int | None = None,
+                 activation: str = "gelu", norm_eps: float = 1e-5):
+        super().__init__()
+        self.norm1, self.norm2, self.norm3 = (nn.LayerNorm(d_model, eps=norm_eps) for _ in range(3))
+        self.self_attn = MultiHeadAttention(d_model, n_heads)
+        self.cross_attn = MultiHeadAttention(d_model, n_heads, d_context=d_context)
+        self.ffn = FeedForward(d_model, 4 * d_model if d_ff is None else d_ff, activation)
+
+    def forward(self, x, image, attention_mask=None):
+        """x (B, T, d_model), image (B, S, d_context), attention_mask (B, T) bool, True = real token."""
+        x = x + self.self_attn(self.norm1(x), attention_mask=attention_mask)
+        x = x + self.cross_attn(self.norm2(x), context=image)   # queries: words; keys and values: image tokens
+        return x + self.ffn(self.norm3(x))
+
+
+class FusionEncoder(nn.Module):
+    """``FusionLayer``s, then a LayerNorm: text (B, T, d_model), image (B, S, d_context) -> (B, T, d_model)."""
+
+    def __init__(self, d_model: int, n_heads: int, n_layers: int, d_context: int | None = None,
+                 d_ff: int | None = None, activation: str = "gelu", norm_eps: float = 1e-5):
+        super().__init__()
+        self.d_model, self.d_context = d_model, d_model if d_context is None else d_context
+        self.layers = nn.ModuleList(FusionLayer(d_model, n_heads, d_context, d_ff, activation, norm_eps)
+                                    for _ in range(n_layers))
+        self.norm = nn.LayerNorm(d_model, eps=norm_eps)
+
+    def forward(self, text: torch.Tensor, image: torch.Tensor, attention_mask: torch.Tensor | None = None):
+        if text.dim() != 3 or text.shape[-1] != self.d_model:
+            raise ValueError(f"text must have shape (batch, length, {self.d_model}), got {tuple(text.shape)}")
+        if image.dim() != 3 or image.shape[-1] != self.d_context or image.shape[0] != text.shape[0]:
+            raise ValueError(f"image must have shape ({text.shape[0]}, S, {self.d_context}), got {tuple(image.shape)}")
+        for layer in self.layers:
+            text = layer(text, image, attention_mask)
+        return self.norm(text)
+
+    @classmethod
+    def from_torch(cls, decoder: nn.TransformerDecoder) -> FusionEncoder:
+        """A FusionEncoder with the weights of a pre-LN (``norm_first=True``), batch-first ``nn.TransformerDecoder``
+        with a final LayerNorm; equal to it in eval mode, run without ``tgt_mask`` (the text attends both ways)."""
+        ref, act = torch_stack_settings(decoder, nn.TransformerDecoder)
+        ours = cls(ref.self_attn.embed_dim, ref.self_attn.num_heads, len(decoder.layers), None,
+                   ref.linear1.out_features, act, ref.norm1.eps)
+        for layer, ref in zip(ours.layers, decoder.layers):
+            layer.self_attn = MultiHeadAttention.from_torch(ref.self_attn)
+            layer.cross_attn = MultiHeadAttention.from_torch(ref.multihead_attn)
+            for mine, theirs in ((layer.norm1, ref.norm1), (layer.norm2, ref.norm2), (layer.norm3, ref.norm3),
+                                 (layer.ffn.fc1, ref.linear1), (layer.ffn.fc2, ref.linear2)):
+                mine.load_state_dict(theirs.state_dict())
+        ours.norm.load_state_dict(decoder.norm.state_dict())
+        return ours.to(decoder.norm.weight.device)
+
+
+class ITMHead(nn.Linear):
+    """Image-text matching: the fused state at <bos> (BERT's [CLS]) -> logits (B, 2) for (no match, match)."""
+
+    def __init__(self, d_model: int):
+        super().__init__(d_model, 2)
+
+    def forward(self, fused: torch.Tensor) -> torch.Tensor:
+        return super().forward(fused[:, 0])   # (B, T, d) -> (B, 2)
+
+
+class MLMHead(nn.Sequential):
+    """BERT's prediction head: dense, GELU, LayerNorm, then scores over the vocabulary: (B, T, d) -> (B, T, V)."""
+
+    def __init__(self, d_model: int, vocab_size: int):
+        super().__init__(nn.Linear(d_model, d_model), nn.GELU(), nn.LayerNorm(d_model), nn.Linear(d_model, vocab_size))
+
+
+@torch.no_grad()
+def sample_hard_negatives(sim: torch.Tensor, generator: torch.Generator | None = None,
+                          exclude: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """BLIP's hard negatives from the ITC logits sim (B_images, B_texts) = s_ij / tau of matching pairs (i, i):
+    for image i a text j != i ~ softmax_j(s_ij), for text j an image i != j ~ softmax_i(s_ij); ``exclude`` (B, B)
+    bool marks more pairs that are no negatives (e.g. equal captions). All-zero logits give uniform draws.
+    Returns (negative text per image (B,), negative image per text (B,)), long."""
+    if not isinstance(sim, torch.Tensor) or sim.dim() != 2 or sim.shape[0] != sim.shape[1] or len(sim) < 2:
+        raise ValueError(f"sim must be a square (batch, batch) tensor with batch >= 2, got {_describe(sim)}")
+    forbidden = torch.eye(len(sim), dtype=torch.bool, device=sim.device)   # the positives
+    if exclude is not None:
+        if exclude.shape != sim.shape or exclude.dtype != torch.bool:
+            raise ValueError(f"exclude must be a bool tensor of shape {tuple(sim.shape)}, got {_describe(exclude)}")
+        forbidden = forbidden | exclude
+    if forbidden.all(dim=1).any() or forbidden.all(dim=0).any():
+        raise ValueError("some image or text has no allowed negative in the batch (all pairs excluded)")
+    logits = sim.float().masked_fill(forbidden, float("-inf"))                   # (B, B)
+    text_for_image = torch.multinomial(logits.softmax(dim=1), 1, generator=generator)[:, 0]    # (B,) row-wise
+    image_for_text = torch.multinomial(logits.T.softmax(dim=1), 1, generator=generator)[:, 0]  # (B,) column-wise
+    return text_for_image, image_for_text
+
+
+def itm_pairs(text_for_image: torch.Tensor, image_for_text: torch.Tensor):
+    """The 3B (image, text, label) triples of ITM: B positives (i, i, 1), then (i, text_for_image[i], 0), then
+    (image_for_text[j], j, 0). Returns (image index (3B,), text index (3B,), labels (3B,)), long."""
+    if text_for_image.dim() != 1 or text_for_image.shape != image_for_text.shape:
+        raise ValueError(f"need two (B,) indices, got {tuple(text_for_image.shape)}, {tuple(image_for_text.shape)}")
+    i = torch.arange(len(text_for_image), device=text_for_image.device)
+    labels = torch.cat([torch.ones_like(i), torch.zeros_like(i), torch.zeros_like(i)])
+    return torch.cat([i, i, image_for_text]), torch.cat([i, text_for_image, i]), labels
+
+
+def mask_tokens(input_ids: torch.Tensor, mask_id: int, vocab_size: int, mask_prob: float = 0.15,
+                maskable: torch.Tensor | None = None, generator: torch.Generator | None = None,
+                replace_probs: tuple[float, float] = (0.8, 0.1)):
+    """BERT's masking: choose each maskable token with probability ``mask_prob``; of the chosen, a fraction
+    replace_probs[0] becomes ``mask_id``, replace_probs[1] a uniformly random id < vocab_size, the rest stays.
+    Draws, in order: u = rand(B, T) (chosen: u < mask_prob), r = rand(B, T), randint for the random ids.
+    Returns (masked ids (B, T), labels (B, T): the original id where chosen, IGNORE_INDEX elsewhere)."""
+    if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2 or input_ids.dtype != torch.long:
+        raise ValueError(f"input_ids must be a LongTensor (batch, length), got {_describe(input_ids)}")
+    if not 0.0 < mask_prob < 1.0:
+        raise ValueError(f"mask_prob must be in (0, 1), got {mask_prob!r}")
+    p_mask, p_random = replace_probs
+    if min(p_mask, p_random) < 0 or p_mask + p_random > 1:
+        raise ValueError(f"replace_probs must be two numbers >= 0 adding up to at most 1, got {replace_probs!r}")
+    if maskable is not None and (maskable.shape != input_ids.shape or maskable.dtype != torch.bool):
+        raise ValueError(f"maskable must be a bool tensor of shape {tuple(input_ids.shape)}, got {_describe(maskable)}")
+    kw = dict(generator=generator, device=input_ids.device)
+    chosen = (torch.rand(input_ids.shape, **kw) < mask_prob) & (True if maskable is None else maskable)  # (B, T)
+    r = torch.rand(input_ids.shape, **kw)
+    random_ids = torch.randint(0, vocab_size, input_ids.shape, **kw)
+    masked = torch.where(chosen & (r < p_mask), mask_id, input_ids)
+    masked = torch.where(chosen & (r >= p_mask) & (r < p_mask + p_random), random_ids, masked)
+    return masked, input_ids.masked_fill(~chosen, IGNORE_INDEX)
+
+
+@dataclass
+class VLPConfig:
+    """Sizes of the three encoders (flat). The [MASK] token gets id ``vocab_size``, one row past the tokenizer's."""
+
+    vocab_size: int = 80
+    max_len: int = 48
+    bos_id: int = 1
+    eos_id: int = 3
+    image_encoder: str = "cnn"              # "cnn": feature-map cells as tokens; "vit": patch tokens
+    image_size: int = 32
+    cnn_channels: tuple = (16, 32, 64, 64)  # 4 stages: a 4x4 map of 64-d tokens at 32x32
+    patch_size: int = 8                     # ViT only, like vision_layers
+    vision_width: int = 64                  # the ViT's d_model; set to cnn_channels[-1] for "cnn"
+    vision_layers: int = 1
+    text_width: int = 64
+    text_layers: int = 1
+    fusion_layers: int = 1
+    n_heads: int = 4
+    embed_dim: int = 64
+    mask_prob: float = 0.3
+
+    def __post_init__(self):
+        self.cnn_channels = tuple(self.cnn_channels)
+        if self.image_encoder not in ("vit", "cnn"):
+            raise ValueError(f"image_encoder must be 'vit' or 'cnn', got {self.image_encoder!r}")
+        if self.image_encoder == "cnn":
+            self.vision_width = self.cnn_channels[-1]
+        if not 0.0 < self.mask_prob < 1.0:
+            raise ValueError(f"mask_prob must be in (0, 1), got {self.mask_prob!r}")
+        if self.text_width % self.n_heads:
+            raise ValueError(f"text_width={self.text_width} is not divisible by n_heads={self.n_heads}")
+
+
+@register_model(config_cls=VLPConfig)
+class VLPModel(nn.Module):
+    """Image encoder + text encoder (ITC) + fusion encoder with ITM and MLM heads; ``losses`` gives all three."""
+
+    def __init__(self, config: VLPConfig):
+        super().__init__()
+        if not isinstance(config, VLPConfig):
+            raise TypeError(f"VLPModel expects a VLPConfig, got {type(config).__name__}")
+        c = self.config = config
+        self.mask_id = c.vocab_size
+        if c.image_encoder == "vit":
+            self.vision = ViT(ViTConfig(image_size=c.image_size, patch_size=c.patch_size, d_model=c.vision_width,
+                                        n_layers=c.vision_layers, n_heads=c.n_heads))
+        else:   # the feature map's cells become tokens: learned positions and a LayerNorm, as in a ViT
+            self.vision = CNNEncoder(CNNConfig(channels=c.cnn_channels))
+            n_cells = (c.image_size // 2 ** (len(c.cnn_channels) - 1)) ** 2   # each stage after the first halves H, W
+            self.cell_pos = nn.Parameter(torch.randn(1, n_cells, c.vision_width) * 0.02)
+            self.cell_norm = nn.LayerNorm(c.vision_width)
+        self.token_emb = nn.Embedding(c.vocab_size + 1, c.text_width)   # + [MASK]
+        self.pos_emb = nn.Embedding(c.max_len, c.text_width)
+        self.text = Encoder(c.text_width, c.n_heads, c.text_layers)
+        self.fusion = FusionEncoder(c.text_width, c.n_heads, c.fusion_layers, d_context=c.vision_width)
+        self.image_proj, self.text_proj = nn.Linear(c.vision_width, c.embed_dim), nn.Linear(c.text_width, c.embed_dim)
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))   # log(1 / tau), tau = 0.07 at first
+        self.itm_head, self.mlm_head = ITMHead(c.text_width), MLMHead(c.text_width, c.vocab_size)
+
+    def scale(self) -> torch.Tensor:   # 1 / tau = exp(logit_scale), clamped at 100 as in CLIP
+        return self.logit_scale.clamp(max=math.log(100)).exp()
+
+    def encode_image(self, images: torch.Tensor):
+        """images (B, 3, H, W) -> (ITC embedding (B, embed_dim), image tokens (B, S, vision_width))."""
+        if self.config.image_encoder == "vit":
+            pooled, tokens = self.vision(images, return_tokens=True)     # (B, D), (B, 1 + N, D)
+        else:
+            pooled, fmap = self.vision(images, return_feature_map=True)  # (B, D), (B, D, h, w)
+            tokens = self.cell_norm(rearrange(fmap, "b d h w -> b (h w) d") + self.cell_pos)   # (B, h*w, D)
+        return self.image_proj(pooled), tokens
+
+    def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
+        """ids (B, T) starting with <bos> -> (ITC embedding (B, embed_dim), text tokens (B, T, text_width))."""
+        positions = torch.arange(input_ids.shape[1], device=input_ids.device)
+        tokens = self.text(self.token_emb(input_ids) + self.pos_emb(positions), attention_mask)   # (B, T, D)
+        return self.text_proj(tokens[:, 0]), tokens                      # pooled at <bos>, BERT's [CLS]
+
+    def itm_logits(self, image_tokens, text_tokens, attention_mask) -> torch.Tensor:   # row-aligned pairs -> (B, 2)
+        return self.itm_head(self.fusion(text_tokens, image_tokens, attention_mask))
+
+    def forward(self, images, input_ids, attention_mask) -> torch.Tensor:
+        """The alignment scores s = f(v, t): ITC logits (B_images, B_texts) = cos(v_i, t_j) / tau."""
+        self._check(images, input_ids, attention_mask)
+        return similarity(self.encode_image(images)[0], self.encode_text(input_ids, attention_mask)[0]) * self.scale()
+
+    def _check(self, images, input_ids, attention_mask) -> None:
+        if not isinstance(input_ids, torch.Tensor) or input_ids.dtype != torch.long or input_ids.dim() != 2:
+            raise ValueError(f"input_ids must be a LongTensor (batch, length), got {_describe(input_ids)}")
+        if not 0 < input_ids.shape[1] <= self.config.max_len:
+            raise ValueError(f"text length must be in 1..{self.config.max_len} (max_len), got {input_ids.shape[1]}")
+        if getattr(attention_mask, "dtype", None) != torch.bool or attention_mask.shape != input_ids.shape:
+            raise ValueError(f"attention_mask must be bool {tuple(input_ids.shape)}, got {_describe(attention_mask)}")
+        if not (input_ids[:, 0] == self.config.bos_id).all():
+            raise ValueError(f"every text must start with <bos> (id {self.config.bos_id}): encoders read position 0")
+        if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[0] != input_ids.shape[0]:
+            raise ValueError(f"images must be (B, 3, H, W) with B = {input_ids.shape[0]} (one per text), got "
+                             f"{_describe(images)}")
+
+    def losses(self, batch: dict, negatives: str = "hard", generator: torch.Generator | None = None) -> dict:
+        """batch {"images" (B, 3, H, W), "input_ids" (B, T), "attention_mask" (B, T) bool} of matching pairs,
+        optionally "image_ids" (B,) (equal ids: the same image, never a negative) -> {"itc", "itm", "mlm", "total"}.
+        ``negatives``: "hard" (BLIP's sampling) or "random" (uniform) for ITM."""
+        if negatives not in ("hard", "random"):
+            raise ValueError(f"negatives must be 'hard' or 'random', got {negatives!r}")
+        if missing := {"images", "input_ids", "attention_mask"} - set(batch):
+            raise ValueError(f"batch lacks {sorted(missing)}; it needs images, input_ids and attention_mask")
+        images, ids, mask = batch["images"], batch["input_ids"], batch["attention_mask"]
+        self._check(images, ids, mask)
+        c, (image_emb, image_tokens) = self.config, self.encode_image(images)   # (B, E), (B, S, Dv)
+        text_emb, text_tokens = self.encode_text(ids, mask)            # (B, E), (B, T, Dt)
+        itc = clip_loss(image_emb, text_emb, self.scale().log())
+
+        with torch.no_grad():   # negatives: drawn from the ITC similarities, never a caption equal to the positive
+            sim = similarity(image_emb, text_emb) * self.scale()                       # (B, B)
+            sim = sim if negatives == "hard" else torch.zeros_like(sim)                 # zeros: uniform draws
+            same = (ids[:, None] == ids[None]).all(dim=-1)                              # (B, B): equal captions
+            if "image_ids" in batch:                                                    # the same image twice
+                same |= batch["image_ids"][:, None] == batch["image_ids"][None]
+            image_idx, text_idx, labels = itm_pairs(*sample_hard_negatives(sim, generator, same))
+        itm_logits = self.itm_logits(image_tokens[image_idx], text_tokens[text_idx], mask[text_idx])  # (3B, 2)
+        itm = F.cross_entropy(itm_logits, labels)
+
+        maskable = mask & (ids != c.bos_id) & (ids != c.eos_id)   # words only: no <bos>, <eos> or padding
+        masked_ids, mlm_labels = mask_tokens(ids, self.mask_id, c.vocab_size, c.mask_prob, maskable, generator)
+        _, masked_tokens = self.encode_text(masked_ids, mask)
+        mlm_logits = self.mlm_head(self.fusion(masked_tokens, image_tokens, mask))   # (B, T, V)
+        mlm = F.cross_entropy(mlm_logits.flatten(0, 1), mlm_labels.flatten(), ignore_index=IGNORE_INDEX)  # (B T, V)
+        mlm = mlm.nan_to_num(0.0)   # a batch with nothing masked gives 0/0: no MLM signal
+        return {"itc": itc, "itm": itm, "mlm": mlm, "total": itc + itm + mlm}
+
