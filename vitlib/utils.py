@@ -241,7 +241,9 @@ def train(
     from tqdm.auto import tqdm  # lazy: the notebook-aware bar is only needed while training
 
     total = steps if steps is not None else (epochs * len(batches) if hasattr(batches, "__len__") else None)
-    bar = tqdm(total=total, disable=not progress, desc="train")
+    # at most one redraw a second: in a notebook every redraw is a message to the front end, and a flood of them
+    # slows training and can crowd out the kernel's other messages
+    bar = tqdm(total=total, disable=not progress, desc="train", mininterval=1.0)
     history, window, step = History(), [], 0
     shown: dict[str, str] = {}  # what the bar shows: running loss and the latest eval metrics
 
@@ -256,7 +258,7 @@ def train(
             raise TypeError(f"eval_fn must return a dict of metric values, got {type(results).__name__}")
         history.log(step, **results)
         shown.update({k: f"{float(v):.4g}" for k, v in results.items()})
-        bar.set_postfix(shown)
+        bar.set_postfix(shown, refresh=False)
 
     try:
         for epoch, batch in _batch_stream(batches, steps, epochs):
@@ -281,7 +283,7 @@ def train(
             bar.update(1)
             if step % log_every == 0:
                 shown["loss"] = f"{sum(window) / len(window):.4f}"
-                bar.set_postfix(shown)
+                bar.set_postfix(shown, refresh=False)   # shown at the next redraw
             if eval_fn is not None and eval_every is not None and step % eval_every == 0:
                 evaluate()
             if step == steps:
