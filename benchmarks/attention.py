@@ -5,44 +5,23 @@ For each sequence length T, times one forward call of
   - vitlib naive  scaled_dot_product_attention(..., impl="naive")  (the formula written out; reported, no target)
   - PyTorch       F.scaled_dot_product_attention                   (the reference)
 on q, k, v of shape (batch, heads, T, head_dim), without and with a causal mask. The three are called in turn,
-round after round, and each gets the median of its rounds, so that a busy machine slows them alike.
+round after round, and each gets the median of its rounds, so that a busy machine slows them alike; a round times
+enough calls in a row to last about 20 ms.
 
-    python benchmarks/attention.py [--lengths 64 256 1024] [--batch 8] [--heads 8] [--head-dim 64] [--repeats 7]
+    python benchmarks/attention.py [--lengths 64 256 1024] [--batch 8] [--heads 8] [--head-dim 64] [--repeats 9]
                                    [--device cpu|cuda] [--dtype float32|float16|bfloat16]
 """
 
 import argparse
-import statistics
-import time
 
 import torch
 import torch.nn.functional as F
+from timing import medians  # benchmarks/timing.py, beside this script
 
 from vitlib.attention import scaled_dot_product_attention
 from vitlib.utils import get_device
 
 TARGET = 1.1  # fused path / PyTorch, at most
-
-
-def timed(fn, device: torch.device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
-
-
-def medians(fns: dict, device: torch.device, repeats: int) -> dict:
-    """Median seconds per call of each function, calling them in turn for `repeats` rounds (after one warm-up)."""
-    times = {name: [] for name in fns}
-    for name, fn in fns.items():
-        fn()  # warm-up: kernel selection, allocator
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            times[name].append(timed(fn, device))
-    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def main():
@@ -51,7 +30,7 @@ def main():
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--heads", type=int, default=8)
     parser.add_argument("--head-dim", type=int, default=64)
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--device", default=None, help="default: vitlib.utils.get_device()")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
     args = parser.parse_args()

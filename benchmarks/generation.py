@@ -11,25 +11,14 @@ that a busy machine slows them alike.
 """
 
 import argparse
-import statistics
-import time
 
 import torch
+from timing import medians  # benchmarks/timing.py, beside this script
 
 from vitlib.transformer import GPT, GPTConfig
 from vitlib.utils import get_device
 
 TARGET = 3.0
-
-
-def timed(fn, device: torch.device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
 
 
 def main():
@@ -52,12 +41,9 @@ def main():
     def run(use_cache: bool):
         return lambda: model.generate(prompt, args.new_tokens, use_cache=use_cache)
 
-    same = torch.equal(run(True)(), run(False)())  # also the warm-up
-    times = {True: [], False: []}
-    for _ in range(args.repeats):
-        for use_cache in (True, False):
-            times[use_cache].append(timed(run(use_cache), device))
-    cached, full = statistics.median(times[True]), statistics.median(times[False])
+    same = torch.equal(run(True)(), run(False)())
+    t = medians({"cached": run(True), "full": run(False)}, device, args.repeats, sample_seconds=0)  # one call a round
+    cached, full = t["cached"], t["full"]
     ratio = full / cached
     tokens = args.batch * args.new_tokens
     print(f"GPT d_model={args.d_model}, {args.layers} layers, max_len={config.max_len}, on {device}; "
