@@ -22,7 +22,7 @@ def model():
 
 def test_checkpoint_loads_as_the_recipe_configures_it(model):
     assert isinstance(model, GPT) and not model.training
-    assert model.config == gpt_shapes.config("cpu")
+    assert model.config == gpt_shapes.config()
     assert set(zoo.load_config("gpt-shapes")["metrics"]) >= {"val_perplexity", "parse_rate"}
 
 

@@ -18,7 +18,7 @@ def model():
 def test_loads_in_eval_mode_with_the_recipe_config(model):
     assert isinstance(model, VLPModel) and not model.training
     assert model.config == VLPConfig(**zoo.load_config(vlp_shapes.WARMUP_NAME)["config"])
-    assert model.config == vlp_shapes.config("cpu")
+    assert model.config == vlp_shapes.config()
 
 
 def test_stated_metrics_match_recomputed(model):
