@@ -241,9 +241,7 @@ def train(
     from tqdm.auto import tqdm  # lazy: the notebook-aware bar is only needed while training
 
     total = steps if steps is not None else (epochs * len(batches) if hasattr(batches, "__len__") else None)
-    # at most one redraw a second: in a notebook every redraw is a message to the front end, and a flood of them
-    # slows training and can crowd out the kernel's other messages
-    bar = tqdm(total=total, disable=not progress, desc="train", mininterval=1.0)
+    bar = tqdm(total=total, disable=not progress, desc="train", mininterval=1.0)  # each redraw is a kernel message
     history, window, step = History(), [], 0
     shown: dict[str, str] = {}  # what the bar shows: running loss and the latest eval metrics
 
