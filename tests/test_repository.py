@@ -160,6 +160,23 @@ def colab_link(repo_url: str, branch: str, path: str) -> str:
     return f"{COLAB_PREFIX}{owner_repo}/blob/{branch}/{path}"
 
 
+CHECKED_TAG = "nbval-check-output"
+MIN_CHECKED_CELLS = 3
+
+
+def checked_output_problems(nb: dict) -> list[str]:
+    """Key cells are tagged for nbval to compare their output (a tag, not a comment: readers never see it)."""
+    code_cells = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    checked = [c for c in code_cells if CHECKED_TAG in c.get("metadata", {}).get("tags", [])]
+    problems = []
+    if len(checked) < MIN_CHECKED_CELLS:
+        problems.append(f"{len(checked)} cells tagged {CHECKED_TAG!r}, want at least {MIN_CHECKED_CELLS}")
+    for i, c in enumerate(code_cells):
+        if "NBVAL_CHECK_OUTPUT" in "".join(c["source"]):
+            problems.append(f"code cell {i} marks itself with a # NBVAL_CHECK_OUTPUT comment; tag it {CHECKED_TAG!r}")
+    return problems
+
+
 def notebook_problems(paths: list[Path], check) -> list[str]:
     problems = []
     for path in paths:
@@ -245,6 +262,11 @@ def test_notebooks_have_no_errors():
 
 def test_notebooks_were_run_top_to_bottom():
     problems = notebook_problems(chapter_notebooks(), lambda nb, name: execution_order_problems(nb))
+    assert not problems, "\n".join(problems)
+
+
+def test_notebooks_tag_cells_whose_output_is_checked():
+    problems = notebook_problems(chapter_notebooks(), lambda nb, name: checked_output_problems(nb))
     assert not problems, "\n".join(problems)
 
 
@@ -399,3 +421,10 @@ def test_checker_catches_dependencies_out_of_step():
     assert dependency_problems(pyproject, "torch>=2.1\n")                    # missing
     assert dependency_problems(pyproject, "torch>=2.2\nnumpy>=1.24\n")       # different bound
     assert dependency_problems(pyproject, "torch\nnumpy>=1.24\n")            # no bound
+
+
+def test_checker_catches_unchecked_notebooks():
+    assert checked_output_problems({"cells": [code("x = 1", 1, tags=[CHECKED_TAG])] * 3}) == []
+    assert "1 cells tagged" in checked_output_problems({"cells": [code("x = 1", 1, tags=[CHECKED_TAG])]})[0]
+    marked = {"cells": [code("# NBVAL_CHECK_OUTPUT\nx = 1", 1, tags=[CHECKED_TAG])] * 3}
+    assert "# NBVAL_CHECK_OUTPUT comment" in checked_output_problems(marked)[0]

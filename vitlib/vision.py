@@ -216,8 +216,8 @@ class ViT(nn.Module):
         names = {"embeddings.cls_token": "cls_token", "embeddings.position_embeddings": "pos_emb",
                  "layernorm.weight": "encoder.norm.weight", "layernorm.bias": "encoder.norm.bias"}
         parts = {"attention.q_proj": "attn.q_proj", "attention.k_proj": "attn.k_proj",
-                 "attention.v_proj": "attn.v_proj", "attention.o_proj": "attn.out_proj", "layernorm_before": "norm1", "layernorm_after": "norm2",
-                 "mlp.fc1": "ffn.fc1", "mlp.fc2": "ffn.fc2"}
+                 "attention.v_proj": "attn.v_proj", "attention.o_proj": "attn.out_proj",
+                 "layernorm_before": "norm1", "layernorm_after": "norm2", "mlp.fc1": "ffn.fc1", "mlp.fc2": "ffn.fc2"}
         for i in range(hf.num_hidden_layers):
             for theirs, mine in parts.items():
                 for p in ("weight", "bias"):

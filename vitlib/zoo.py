@@ -31,7 +31,8 @@ __all__ = ["register", "register_model", "registered", "save", "load", "load_con
            "zoo_dir"]
 
 FORMAT_VERSION = 1
-MODEL_MODULES = ("vitlib.transformer", "vitlib.vision", "vitlib.classifier", "vitlib.clip", "vitlib.vlp")  # define course models
+# the modules that define the course's models, imported by `load` when a checkpoint's class is not yet registered
+MODEL_MODULES = ("vitlib.transformer", "vitlib.vision", "vitlib.classifier", "vitlib.clip", "vitlib.vlp")
 _REGISTRY: dict[str, tuple[type[nn.Module], type]] = {}
 
 
