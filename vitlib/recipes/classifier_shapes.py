@@ -11,14 +11,13 @@ generators make), and scored on the clean test scenes:
 
 from __future__ import annotations
 
-import argparse
 import itertools
 
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from .. import zoo
+from . import cli
 from ..data import Obj, Scene, ShapesWorld, to_tensor
 from ..data.render import BACKGROUND, GRID
 from ..utils import Timer, count_parameters, get_device, seed_everything, train
@@ -164,17 +163,12 @@ def train_classifier(kind: str = "cnn", steps: int | None = None, seed: int = 0,
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = cli.parser(__doc__.split("\n")[0], NAME, steps=None, steps_help="default: the kind's SETTINGS")
     parser.add_argument("--kind", choices=KINDS, default="cnn")
-    parser.add_argument("--steps", type=int, default=None, help="default: the kind's SETTINGS")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--save", action="store_true", help=f"write the checkpoint data/zoo/{NAME}.*")
     args = parser.parse_args(argv)
     torch.set_num_threads(min(2, torch.get_num_threads()))
     model, _, metrics = train_classifier(args.kind, args.steps, args.seed, device="cpu")
-    print(metrics)
-    if args.save:
-        print("saved", zoo.save(model, NAME, model.config, metrics))
+    cli.report(model, metrics, NAME, args.save)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ relevant to another if both hold the same set of colour+shape pairs.
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import math
 import random
@@ -25,7 +24,7 @@ import random
 import torch
 from torch import nn
 
-from .. import zoo
+from . import cli
 from ..clip import CLIP, CLIPConfig, LOGIT_SCALE_MAX, zero_shot_classify
 from ..contrastive import clip_loss, hinge_loss, recall_at_k, siglip_loss, similarity
 from ..data import Obj, Scene, ShapesWorld, to_tensor
@@ -215,16 +214,10 @@ def train_clip(loss: str = "infonce", temperature: float | None = None, margin: 
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--save", action="store_true", help=f"write the checkpoint data/zoo/{NAME}.*")
-    args = parser.parse_args(argv)
+    args = cli.parser(__doc__.split("\n")[0], NAME, steps=300).parse_args(argv)
     torch.set_num_threads(1)  # for a model this small a second CPU thread costs more than it saves
     model, _, metrics = train_clip(steps=args.steps, seed=args.seed, device="cpu")
-    print(metrics)
-    if args.save:
-        print("saved", zoo.save(model, NAME, model.config, metrics))
+    cli.report(model, metrics, NAME, args.save)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ with two objects (``instruction_examples``).
 
 from __future__ import annotations
 
-import argparse
 import math
 import random
 import re
@@ -24,7 +23,7 @@ import re
 import torch
 import torch.nn.functional as F
 
-from .. import zoo
+from . import cli
 from ..data import IGNORE_INDEX, ShapesWorld
 from ..data.language import NUMBERS
 from ..transformer import GPT, GPTConfig
@@ -241,16 +240,10 @@ def train_gpt_shapes(steps: int = STEPS, seed: int = 0, device: torch.device | s
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="Pre-train the course GPT on ShapesWorld text (chapter 03).")
-    parser.add_argument("--steps", type=int, default=STEPS)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--save", action="store_true", help=f"write the checkpoint data/zoo/{NAME}.*")
-    args = parser.parse_args(argv)
+    args = cli.parser("Pre-train the course GPT on ShapesWorld text (chapter 03).", NAME, steps=STEPS).parse_args(argv)
     torch.set_num_threads(1)  # the matrices are small: one thread is about as fast, and the checkpoint reproducible
     model, _, metrics = train_gpt_shapes(steps=args.steps, seed=args.seed, device="cpu")
-    print(metrics)
-    if args.save:
-        print("wrote", zoo.save(model, NAME, model.config, metrics))
+    cli.report(model, metrics, NAME, args.save)
 
 
 if __name__ == "__main__":

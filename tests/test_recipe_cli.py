@@ -1,0 +1,27 @@
+"""vitlib.recipes.cli: the options every recipe shares, and the report that prints metrics and saves to the zoo."""
+
+import pytest
+
+from vitlib import zoo
+from vitlib.recipes import cli
+from vitlib.transformer import GPT, GPTConfig
+
+
+def test_parser_has_the_shared_options():
+    args = cli.parser("d", "some-model", steps=12).parse_args([])
+    assert (args.steps, args.seed, args.save) == (12, 0, False)
+    args = cli.parser("d", "some-model", steps=12).parse_args(["--steps", "3", "--seed", "7", "--save"])
+    assert (args.steps, args.seed, args.save) == (3, 7, True)
+    with pytest.raises(SystemExit):
+        cli.parser("d", "some-model", steps=12).parse_args(["--unknown"])
+
+
+def test_report_prints_and_saves_only_when_asked(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("VITLIB_ZOO", str(tmp_path))
+    model = GPT(GPTConfig(vocab_size=8, d_model=8, n_layers=1, n_heads=2, max_len=4))
+    cli.report(model, {"loss": 1.5}, "tiny", save=False)
+    assert "{'loss': 1.5}" in capsys.readouterr().out and not list(tmp_path.iterdir())
+    cli.report(model, {"loss": 1.5}, "tiny", save=True)
+    assert "wrote" in capsys.readouterr().out
+    assert zoo.verify("tiny", directory=tmp_path) == {"loss": 1.5}
+
