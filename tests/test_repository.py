@@ -177,6 +177,62 @@ def checked_output_problems(nb: dict) -> list[str]:
     return problems
 
 
+PAGE_WIDTH = 88  # characters of code the book's page shows without a scroll bar (book/_static/course.css)
+
+
+def output_text(out: dict) -> str:
+    """The text an output shows on the page: a stream, or the plain text of a result without a picture."""
+    if out.get("output_type") == "stream":
+        return source({"source": out.get("text", "")})
+    data = out.get("data", {})
+    shown_instead = ("image/", "text/html", "application/vnd.jupyter.widget-view")  # the book shows these
+    if "text/plain" in data and not any(k.startswith(shown_instead) for k in data):
+        return source({"source": data["text/plain"]})
+    return ""
+
+
+def width_problems(nb: dict, width: int = PAGE_WIDTH) -> list[str]:
+    """Code lines and printed text fit the page, so nothing is cut off in the book or on a phone's scroll."""
+    problems = []
+    code_cells = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    for i, cell in enumerate(code_cells):
+        for line in source(cell).splitlines():
+            if len(line) > width:
+                problems.append(f"code cell {i}: a {len(line)}-character line: {line[:40]!r}...")
+        for out in cell.get("outputs", []):
+            for line in output_text(out).split("\n"):
+                shown = line.rsplit("\r", 1)[-1]  # a progress bar redraws the line after a carriage return
+                if len(shown) > width:
+                    problems.append(f"code cell {i}: a {len(shown)}-character output line: {shown[:40]!r}...")
+    return problems
+
+
+SOLUTION_TITLE = "#@title Solution"
+SOLUTION_METADATA = {
+    "cellView": "form",                                      # Colab: a form, code folded
+    "jupyter": {"source_hidden": True},                      # JupyterLab, Notebook 7, VS Code: folded
+    "mystnb": {"code_prompt_show": "Show solution", "code_prompt_hide": "Hide solution"},  # the book
+}
+
+
+def solution_problems(nb: dict) -> list[str]:
+    """Every solution cell is folded in Colab, Jupyter and the book, and labelled as a solution."""
+    problems = []
+    for i, cell in enumerate(nb["cells"]):
+        text = source(cell)
+        if cell["cell_type"] != "code" or not text.lstrip().lower().startswith(("#@title solution", "# solution")):
+            continue
+        if text.splitlines()[0] != SOLUTION_TITLE:
+            problems.append(f"cell {i}: a solution cell starts with {text.splitlines()[0]!r}, want {SOLUTION_TITLE!r}")
+        meta = cell.get("metadata", {})
+        if "hide-input" not in meta.get("tags", []):
+            problems.append(f"cell {i}: a solution cell without the 'hide-input' tag (unfolded in the book)")
+        for key, want in SOLUTION_METADATA.items():
+            if meta.get(key) != want:
+                problems.append(f"cell {i}: a solution cell's metadata {key!r} is {meta.get(key)!r}, want {want!r}")
+    return problems
+
+
 def notebook_problems(paths: list[Path], check) -> list[str]:
     problems = []
     for path in paths:
@@ -267,6 +323,19 @@ def test_notebooks_were_run_top_to_bottom():
 
 def test_notebooks_tag_cells_whose_output_is_checked():
     problems = notebook_problems(chapter_notebooks(), lambda nb, name: checked_output_problems(nb))
+    assert not problems, "\n".join(problems)
+
+
+def test_notebooks_fit_the_page_width():
+    problems = notebook_problems(chapter_notebooks(), lambda nb, name: width_problems(nb))
+    assert not problems, f"{len(problems)} lines wider than {PAGE_WIDTH} characters:\n" + "\n".join(problems)
+
+
+def test_solutions_are_folded_everywhere():
+    notebooks = chapter_notebooks()
+    n_solutions = sum(source(c).startswith(SOLUTION_TITLE) for p in notebooks for c in load_notebook(p)["cells"])
+    assert n_solutions >= 3 * len(notebooks), f"{n_solutions} solution cells in {len(notebooks)} chapters"
+    problems = notebook_problems(notebooks, lambda nb, name: solution_problems(nb))
     assert not problems, "\n".join(problems)
 
 
@@ -428,3 +497,32 @@ def test_checker_catches_unchecked_notebooks():
     assert "1 cells tagged" in checked_output_problems({"cells": [code("x = 1", 1, tags=[CHECKED_TAG])]})[0]
     marked = {"cells": [code("# NBVAL_CHECK_OUTPUT\nx = 1", 1, tags=[CHECKED_TAG])] * 3}
     assert "# NBVAL_CHECK_OUTPUT comment" in checked_output_problems(marked)[0]
+
+
+def test_checker_catches_wide_lines():
+    fits = "x" * PAGE_WIDTH
+    assert width_problems({"cells": [code(fits, 1, [{"output_type": "stream", "text": fits}])]}) == []
+    assert width_problems({"cells": [code(fits + "y", 1)]})
+    assert width_problems({"cells": [code("print(x)", 1, [{"output_type": "stream", "text": ["ok\n", fits + "y"]}])]})
+    table = {"output_type": "execute_result", "data": {"text/plain": fits + "y"}}
+    assert width_problems({"cells": [code("df", 1, [table])]})
+    bar = {"output_type": "stream", "text": "x" * 200 + "\r" + fits}
+    assert width_problems({"cells": [code("train()", 1, [bar])]}) == []
+
+
+def test_checker_catches_unfolded_solutions():
+    def solution(title="#@title Solution", **meta):
+        cell = code(f"{title}\ndef f(x):\n    return x", 1, tags=["hide-input"])
+        cell["metadata"].update(meta)
+        return cell
+
+    assert solution_problems({"cells": [solution(**SOLUTION_METADATA)]}) == []
+    assert solution_problems({"cells": [solution()]})                                   # no metadata
+    assert solution_problems({"cells": [solution("#@title Solution (click to show)", **SOLUTION_METADATA)]})
+    open_in_jupyter = dict(SOLUTION_METADATA, jupyter={})
+    assert "'jupyter'" in solution_problems({"cells": [solution(**open_in_jupyter)]})[0]
+    book_label = dict(SOLUTION_METADATA, mystnb={})
+    assert "'mystnb'" in solution_problems({"cells": [solution(**book_label)]})[0]
+    untagged = solution(**SOLUTION_METADATA)
+    untagged["metadata"]["tags"] = []
+    assert "hide-input" in solution_problems({"cells": [untagged]})[0]
