@@ -157,7 +157,7 @@ def check(
         try:
             got = fn(*args, **kwargs)
         except NotImplementedError:
-            print(f"✗ {name}: not implemented yet — fill in `{name}` (replace the `raise NotImplementedError`)")
+            print(f"✗ {name}: not implemented yet — replace its `raise NotImplementedError`")
             return False
         except Exception as err:
             failures.append(f"{header}\n    raised {type(err).__name__}: {err}")
