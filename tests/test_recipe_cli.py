@@ -24,4 +24,9 @@ def test_report_prints_and_saves_only_when_asked(tmp_path, monkeypatch, capsys):
     cli.report(model, {"loss": 1.5}, "tiny", save=True)
     assert "wrote" in capsys.readouterr().out
     assert zoo.verify("tiny", directory=tmp_path) == {"loss": 1.5}
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        cli.report(model, {"loss": 1.0}, "tiny", save=True)
+    cli.report(model, {"loss": 1.0}, "tiny", save=True, overwrite=True)
+    assert zoo.verify("tiny", directory=tmp_path) == {"loss": 1.0}
+    assert cli.parser("d", "m", steps=1).parse_args(["--save", "--overwrite"]).overwrite
 

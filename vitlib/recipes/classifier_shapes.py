@@ -168,7 +168,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(min(2, torch.get_num_threads()))
     model, _, metrics = train_classifier(args.kind, args.steps, args.seed, device="cpu")
-    cli.report(model, metrics, NAME, args.save)
+    cli.report(model, metrics, NAME, args.save, args.overwrite)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The command line every recipe shares: ``--steps``, ``--seed``, ``--save``; train on the CPU, print the metrics,
+"""The command line every recipe shares: ``--steps``, ``--seed``, ``--save`` (``--overwrite``); train on the CPU, print the metrics,
 and write the checkpoint to the zoo when asked."""
 
 from __future__ import annotations
@@ -16,11 +16,13 @@ def parser(description: str, name: str, steps: int | None, steps_help: str | Non
     p.add_argument("--steps", type=int, default=steps, help=steps_help)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--save", action="store_true", help=f"write the checkpoint data/zoo/{name}.*")
+    p.add_argument("--overwrite", action="store_true", help="with --save: replace a checkpoint of that name")
     return p
 
 
-def report(model: torch.nn.Module, metrics: dict, name: str, save: bool) -> None:
-    """Print the metrics; with ``save``, write the model, its config and the metrics to the zoo."""
+def report(model: torch.nn.Module, metrics: dict, name: str, save: bool, overwrite: bool = False) -> None:
+    """Print the metrics; with ``save``, write the model, its config and the metrics to the zoo
+    (an existing checkpoint only with ``overwrite``)."""
     print(metrics)
     if save:
-        print("wrote", zoo.save(model, name, model.config, metrics))
+        print("wrote", zoo.save(model, name, model.config, metrics, overwrite=overwrite))

@@ -217,7 +217,7 @@ def main(argv=None) -> None:
     args = cli.parser(__doc__.split("\n")[0], NAME, steps=300).parse_args(argv)
     torch.set_num_threads(1)  # for a model this small a second CPU thread costs more than it saves
     model, _, metrics = train_clip(steps=args.steps, seed=args.seed, device="cpu")
-    cli.report(model, metrics, NAME, args.save)
+    cli.report(model, metrics, NAME, args.save, args.overwrite)
 
 
 if __name__ == "__main__":

@@ -243,7 +243,7 @@ def main(argv=None):
     args = cli.parser("Pre-train the course GPT on ShapesWorld text (chapter 03).", NAME, steps=STEPS).parse_args(argv)
     torch.set_num_threads(1)  # the matrices are small: one thread is about as fast, and the checkpoint reproducible
     model, _, metrics = train_gpt_shapes(steps=args.steps, seed=args.seed, device="cpu")
-    cli.report(model, metrics, NAME, args.save)
+    cli.report(model, metrics, NAME, args.save, args.overwrite)
 
 
 if __name__ == "__main__":

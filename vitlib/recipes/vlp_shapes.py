@@ -239,6 +239,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--save", action="store_true", help=f"write the warm-up to data/zoo/{WARMUP_NAME}.*")
+    parser.add_argument("--overwrite", action="store_true", help="with --save: replace the shipped warm-up")
     parser.add_argument("--compare", action="store_true", help="train both copies after the warm-up and measure")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)  # for a model this small a second CPU thread costs more than it saves
@@ -247,7 +248,7 @@ def main(argv=None) -> None:
                "losses": {k: [round(x, 4) for x in v] for k, v in parts.values.items()}}   # per step, for plots
     print("warm-up:", {k: v for k, v in metrics.items() if k != "losses"})
     if args.save:
-        print("wrote", zoo.save(warm, WARMUP_NAME, warm.config, metrics))
+        print("wrote", zoo.save(warm, WARMUP_NAME, warm.config, metrics, overwrite=args.overwrite))
     if args.compare:
         test = distinct_scenes(600, "test")
         pairs = minimal_pairs(test)
