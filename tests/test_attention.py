@@ -42,7 +42,43 @@ def test_sdpa_matches_pytorch(impl, mask_kind, is_causal):
 
 def test_causal_mask_alignment():
     assert causal_mask(3, 3).tolist() == [[True, False, False], [True, True, False], [True, True, True]]
-    assert causal_mask(1, 4).tolist() == [[True, True, True, True]], "the newest query sees every cached key"
+    assert causal_mask(1, 4).tolist() == [[True, False, False, False]], "top-left, as PyTorch's is_causal"
+    assert causal_mask(1, 4, offset=3).tolist() == [[True] * 4], "the newest query sees every cached key"
+
+
+@pytest.mark.parametrize("impl", ["naive", "fused"])
+@pytest.mark.parametrize("mask_kind", ["none", "bool", "float"])
+@pytest.mark.parametrize("L, S", [(3, 7), (7, 3), (2, 5)])
+def test_is_causal_with_more_or_fewer_keys_than_queries_matches_pytorch(impl, mask_kind, L, S):
+    q, k, v = qkv(L=L, S=S)
+    mask = masks(L, S)[mask_kind]
+    ours = scaled_dot_product_attention(q, k, v, mask=mask, is_causal=True, impl=impl)
+    tri = torch.ones(L, S, dtype=torch.bool).tril()  # PyTorch's own definition of is_causal
+    if mask is None:
+        ref = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    else:
+        ref_mask = mask & tri if mask.dtype == torch.bool else torch.where(tri, mask, float("-inf"))
+        ref = F.scaled_dot_product_attention(q, k, v, attn_mask=ref_mask)
+    torch.testing.assert_close(ours, ref, atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("impl", ["naive", "fused"])
+def test_nan_inputs_stay_nan_and_empty_rows_are_zero_as_in_pytorch(impl):
+    q, k, v = qkv(L=3, S=5)
+    q[..., 0, 0] = float("nan")
+    mask = torch.ones(3, 5, dtype=torch.bool)
+    mask[1] = False
+    ours = scaled_dot_product_attention(q, k, v, mask=mask, impl=impl)
+    ref = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    assert ours[..., 0, :].isnan().all(), "a NaN query must not be hidden as zeros"
+    assert (ours[..., 1, :] == 0).all()
+    torch.testing.assert_close(ours, ref, atol=ATOL, rtol=0, equal_nan=True)
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, None])
+def test_causal_mask_rejects_bad_sizes(bad):
+    with pytest.raises(ValueError, match="must be an int >= 0"):
+        causal_mask(bad, 3)
 
 
 def _copy_pair(cross: bool, seed: int):

@@ -19,13 +19,16 @@ from torch import nn
 IMPLS = ("naive", "fused")
 
 
-def causal_mask(L: int, S: int, device=None) -> torch.Tensor:
-    """Boolean (L, S) mask, True where query i may see key j: j <= i + (S - L).
+def causal_mask(L: int, S: int, offset: int = 0, device=None) -> torch.Tensor:
+    """Boolean (L, S) mask, True where query i may see key j: j <= i + offset.
 
-    With L == S this is the lower triangle. With S > L (the queries are the last L of S positions, as when decoding
-    with a KV cache) the triangle is aligned to the bottom right, so the newest query sees every key.
+    ``offset=0`` is PyTorch's ``is_causal`` (the triangle aligned to the top left). With a KV cache the L new
+    queries follow ``offset`` cached positions, so query i sits at position offset + i and sees keys up to it.
     """
-    return torch.ones(L, S, dtype=torch.bool, device=device).tril(diagonal=S - L)
+    for name, n in (("L", L), ("S", S), ("offset", offset)):
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise ValueError(f"causal_mask: {name} must be an int >= 0, got {n!r}")
+    return torch.ones(L, S, dtype=torch.bool, device=device).tril(diagonal=offset)
 
 
 def _check_qkv(q, k, v, mask) -> None:
@@ -66,21 +69,18 @@ def _check_qkv(q, k, v, mask) -> None:
 
 
 def attention_weights(q, k, mask=None, is_causal: bool = False, scale: float | None = None) -> torch.Tensor:
-    """softmax(Q K^T * scale + M): (..., L, S). Rows whose every key is masked get all-zero weights."""
+    """softmax(Q K^T * scale + M): (..., L, S).
+
+    As in PyTorch, a row whose every key is masked gets all-zero weights, and a NaN in the inputs stays NaN.
+    """
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
     scores = (q @ k.transpose(-2, -1)) * scale  # (..., L, S)
-    allowed = None
     if is_causal:
-        allowed = causal_mask(q.shape[-2], k.shape[-2], q.device)
-        allowed = allowed & mask if mask is not None and mask.dtype == torch.bool else allowed
-    elif mask is not None and mask.dtype == torch.bool:
-        allowed = mask
-    if allowed is not None:
-        scores = scores.masked_fill(~allowed, float("-inf"))
-    if mask is not None and mask.dtype != torch.bool:
-        scores = scores + mask
-    weights = scores.softmax(dim=-1)
-    return weights.nan_to_num(0.0) if allowed is not None else weights  # a fully masked row is 0/0
+        scores = scores.masked_fill(~causal_mask(q.shape[-2], k.shape[-2], device=q.device), float("-inf"))
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask
+    dead = torch.isneginf(scores).all(dim=-1, keepdim=True)  # (..., L, 1): nothing to attend to, 0/0
+    return scores.softmax(dim=-1).masked_fill(dead, 0.0)
 
 
 def scaled_dot_product_attention(q, k, v, mask=None, is_causal: bool = False, dropout_p: float = 0.0,
@@ -88,7 +88,8 @@ def scaled_dot_product_attention(q, k, v, mask=None, is_causal: bool = False, dr
     """softmax(Q K^T / sqrt(d_k) + M) V for q (..., L, E), k (..., S, E), v (..., S, Ev) -> (..., L, Ev).
 
     ``mask``: bool (True = attend) or float (added), broadcastable to (..., L, S); ``is_causal`` hides future
-    keys (top-left aligned, as PyTorch). ``impl``: "naive" (the formula) or "fused" (PyTorch's kernel).
+    keys, the triangle aligned to the top left as in PyTorch (a KV cache passes ``causal_mask(L, S, offset)``
+    as ``mask`` instead). ``impl``: "naive" (the formula) or "fused" (PyTorch's kernel).
     """
     if impl not in IMPLS:
         raise ValueError(f"unknown impl {impl!r}; allowed: {', '.join(IMPLS)}")
@@ -97,7 +98,7 @@ def scaled_dot_product_attention(q, k, v, mask=None, is_causal: bool = False, dr
     _check_qkv(q, k, v, mask)
     if impl == "fused":
         if is_causal and mask is not None:  # PyTorch takes one or the other; fold the triangle into the mask
-            tri = causal_mask(q.shape[-2], k.shape[-2], q.device)
+            tri = causal_mask(q.shape[-2], k.shape[-2], device=q.device)
             mask = (mask & tri) if mask.dtype == torch.bool else torch.where(tri, mask, float("-inf"))
             is_causal = False
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, is_causal=is_causal,
@@ -145,7 +146,8 @@ class MultiHeadAttention(nn.Module):
         v = rearrange(self.v_proj(c), "b s (h d) -> b h s d", h=self.n_heads)  # (B, H, S, Dh)
         if past_kv is not None:
             k, v = torch.cat([past_kv[0], k], dim=2), torch.cat([past_kv[1], v], dim=2)  # (B, H, P + S, Dh)
-        mask = self._mask(x.shape[0], q.shape[2], k.shape[2], attention_mask, attn_mask, is_causal, x.device)
+        offset = 0 if past_kv is None else past_kv[0].shape[2]  # the new queries follow the cached positions
+        mask = self._mask(x.shape[0], q.shape[2], k.shape[2], attention_mask, attn_mask, is_causal, x.device, offset)
         p = self.dropout if self.training else 0.0
         if need_weights:
             weights = attention_weights(q, k, mask)  # (B, H, T, S)
@@ -178,7 +180,7 @@ class MultiHeadAttention(nn.Module):
         return c
 
     @staticmethod
-    def _mask(B, T, S, attention_mask, attn_mask, is_causal, device):
+    def _mask(B, T, S, attention_mask, attn_mask, is_causal, device, offset: int = 0):
         """Combine padding, explicit and causal masks into one bool/float mask broadcastable to (B, H, T, S)."""
         mask = None
         if attention_mask is not None:
@@ -187,7 +189,7 @@ class MultiHeadAttention(nn.Module):
                                  f"got {attention_mask.dtype} {tuple(attention_mask.shape)}")
             mask = attention_mask[:, None, None, :]  # (B, 1, 1, S)
         if is_causal:
-            tri = causal_mask(T, S, device)  # bottom-right aligned: correct with a KV cache too
+            tri = causal_mask(T, S, offset, device)  # (T, S): query t sits at position offset + t
             mask = tri if mask is None else mask & tri
         if attn_mask is not None:
             if attn_mask.dim() not in (2, 3) or attn_mask.shape[-2:] != (T, S):
