@@ -176,3 +176,23 @@ def test_mha_bad_input():
         mha(torch.randn(2, 5, 16), torch.randn(3, 5, 16))
     with pytest.raises(ValueError, match=r"attention_mask must be a bool tensor of shape \(2, 5\)"):
         mha(torch.randn(2, 5, 16), attention_mask=torch.ones(2, 4, dtype=torch.bool))
+
+
+@pytest.mark.parametrize("dtype", [torch.long, torch.float64])
+def test_mha_names_both_dtypes_when_the_input_does_not_match_its_weights(dtype):
+    mha = MultiHeadAttention(16, 4)
+    x = torch.ones(2, 5, 16).to(dtype)
+    with pytest.raises(TypeError, match=rf"x has dtype {dtype} but the module's weights are torch.float32"):
+        mha(x)
+    with pytest.raises(TypeError, match=rf"context has dtype {dtype} but the module's weights are torch.float32"):
+        mha(torch.randn(2, 5, 16), context=x)
+    assert mha.double()(x.double()).dtype == torch.float64   # converting either side is the fix the message names
+
+
+def test_mha_sizes_are_checked_before_anything_is_built():
+    with pytest.raises(ValueError, match="n_heads must be a positive int, got 0"):   # was a ZeroDivisionError
+        MultiHeadAttention(16, 0)
+    with pytest.raises(ValueError, match=r"dropout must be in \[0.0, 1.0\), got 1.0"):
+        MultiHeadAttention(16, 2, dropout=1.0)
+    with pytest.raises(ValueError, match=r"past_kv must be the \(k, v\) an earlier call returned"):
+        MultiHeadAttention(16, 4)(torch.randn(2, 3, 16), past_kv=(torch.randn(2, 4, 1, 5), torch.randn(2, 4, 1, 5)))

@@ -144,3 +144,19 @@ def test_incremental_counts_give_the_merges_of_plain_recounting(corpus):
         merges.append(best)
         words = [(tuple(merge(list(ids), best, new_id)), f) for ids, f in words]
     assert BPETokenizer.train(corpus, 420).merges == merges
+
+
+def test_count_pairs_and_merge_take_a_tensor_as_its_ids():
+    """A tensor's elements hash by identity, so counting them used to give one entry per position, not per pair."""
+    ids = [1, 2, 3, 1, 2]
+    assert count_pairs(torch.tensor(ids)) == count_pairs(ids) == count_pairs(tuple(ids))
+    assert merge(torch.tensor(ids), (1, 2), 9) == merge(ids, (1, 2), 9) == [9, 3, 9]
+
+
+def test_merges_must_be_distinct_pairs_of_known_tokens():
+    with pytest.raises(ValueError, match=r"merge 1 = \(97, 98\) repeats merge 0"):   # encode would skip id 256
+        BPETokenizer([(97, 98), (97, 98)])
+    with pytest.raises(ValueError, match="over the limit of 1048576"):   # each merge doubles the token
+        BPETokenizer([(97, 97)] + [(256 + i, 256 + i) for i in range(40)])
+    long = BPETokenizer.train("a" * 5000, 300)   # a learned token is at most a piece of its text
+    assert max(len(t) for t in long.vocab) == 5000 and long.encode("a" * 5000) == [long.vocab_size - 1]

@@ -53,3 +53,12 @@ def test_attribute_classifier_config_round_trip(tmp_path):
         AttributeClassifier(nn.Linear(3, 3))
     with pytest.raises(ValueError, match="unknown encoder 'rnn'"):
         AttributeClassifierConfig("rnn")
+
+
+def test_config_checks_the_encoder_settings_before_building():
+    with pytest.raises(ValueError, match=r"encoder_config has fields \['bogus'\] that CNNConfig does not"):
+        AttributeClassifierConfig(encoder_config={"bogus": 1})
+    with pytest.raises(ValueError, match=r"image_size=32 differs from the ViT's 16"):
+        AttributeClassifierConfig("vit", {"image_size": 16}, 32)
+    with pytest.raises(ValueError, match=r"RGB images \(in_channels=3\), got in_channels=1"):
+        AttributeClassifier(CNNEncoder(CNNConfig(in_channels=1)))   # built, then failed on every RGB image

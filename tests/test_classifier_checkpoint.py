@@ -24,7 +24,7 @@ def model():
 def test_loads_as_an_attribute_classifier(model):
     assert isinstance(model, AttributeClassifier) and not model.training
     record = zoo.load_config(NAME)
-    assert record["class"] == "AttributeClassifier"
+    assert record["class"] == "vitlib.classifier.AttributeClassifier"
     assert set(record["metrics"]["test_accuracy"]) == {*ATTRIBUTES, "all"}
 
 

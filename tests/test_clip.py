@@ -160,3 +160,12 @@ def test_zoo_round_trip(tmp_path):
     images = torch.rand(2, 3, 24, 24)
     ids = texts("a red circle.", "two objects: a blue square and a red circle.")["input_ids"]
     torch.testing.assert_close(loaded(images, ids), model(images, ids), atol=0, rtol=0)
+
+
+def test_config_and_text_tower_check_their_sizes():
+    with pytest.raises(ValueError, match="vocab_size must be at most 1048576"):
+        CLIPConfig(vocab_size=2**40)
+    model = tiny_clip()
+    ids = texts("a red circle.")["input_ids"]
+    with pytest.raises(ValueError, match=r"attention_mask must be bool or 0/1 .* with other values"):
+        model.encode_text(ids, torch.full(ids.shape, 2.0))   # 2 was read as True without a word

@@ -83,3 +83,22 @@ def test_bad_input():
         hinge_loss(torch.randn(1, 8), torch.randn(1, 8))
     with pytest.raises(ValueError, match="2-D tensor"):
         siglip_loss(torch.randn(4), torch.randn(4), torch.tensor(1.0), torch.tensor(0.0))
+
+
+def test_a_plain_number_is_taken_as_the_logit_scale():
+    """clip_loss(v, t, 2.0) used to fail deep inside (a float has no .exp()); a number now means the same as a
+    one-element tensor holding it, as the docstring says."""
+    v, t = torch.randn(5, 8), torch.randn(5, 8)
+    torch.testing.assert_close(clip_loss(v, t, 2.0), clip_loss(v, t, torch.tensor(2.0)), atol=0, rtol=0)
+    torch.testing.assert_close(siglip_loss(v, t, 2.0, -1.0), siglip_loss(v, t, torch.tensor(2.0), torch.tensor(-1.0)),
+                               atol=0, rtol=0)
+    with pytest.raises(TypeError, match="logit_scale must be a real number, got str"):
+        clip_loss(v, t, "2.0")
+
+
+def test_recall_refuses_what_would_make_it_silently_wrong():
+    s = torch.eye(3)
+    with pytest.raises(ValueError, match="NaN"):   # topk ranks NaN first
+        recall_at_k(s * math.nan, 1)
+    with pytest.raises(ValueError, match=r"\[0, 3\), got values in \[-1, 2\]"):
+        recall_at_k(s, 1, targets=torch.tensor([0, -1, 2]))

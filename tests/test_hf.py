@@ -74,3 +74,9 @@ def test_trained_checkpoint_matches_gpt2():
 def test_rejects_other_models():
     with pytest.raises(TypeError, match="vitlib.transformer.GPT"):
         to_hf_gpt2(torch.nn.Linear(2, 2))
+
+
+def test_special_ids_must_be_in_the_vocabulary():
+    model = random_gpt(0)
+    with pytest.raises(ValueError, match=rf"eos_token_id must be a token id in \[0, {model.config.vocab_size}\)"):
+        to_hf_gpt2(model, eos_token_id=model.config.vocab_size)

@@ -74,3 +74,18 @@ def test_trained_checkpoint_matches_clipmodel():
 def test_rejects_other_models():
     with pytest.raises(TypeError, match="to_hf_clip expects a vitlib.clip.CLIP"):
         to_hf_clip(torch.nn.Linear(2, 2))
+
+
+def test_eos_id_2_is_refused_since_transformers_would_pool_elsewhere():
+    """transformers keeps a legacy rule: a CLIP text config with eos_token_id == 2 pools at each text's largest token
+    id. An export with eos_id 2 gave other text features than ours without a word; now it is refused."""
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    torch.manual_seed(0)
+    hf = CLIPTextModel(CLIPTextConfig(vocab_size=12, hidden_size=8, intermediate_size=16, num_hidden_layers=1,
+                                      num_attention_heads=2, max_position_embeddings=8, eos_token_id=2)).eval()
+    with torch.no_grad():
+        out = hf(input_ids=torch.tensor([[1, 7, 2, 9, 0]]))   # <eos> = 2 at position 2, the largest id at 3
+    torch.testing.assert_close(out.pooler_output, out.last_hidden_state[:, 3], atol=0, rtol=0)
+    with pytest.raises(ValueError, match=r"eos_id=2 cannot be exported: .* legacy rule"):
+        to_hf_clip(random_clip(0, eos_id=2))

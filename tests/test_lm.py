@@ -98,3 +98,33 @@ def test_sampling(captions):
     assert (first - counts.log_probs[tok.bos_id].exp()).abs().max() < 0.07   # first words follow p(. | <bos>)
     with pytest.raises(ValueError, match=r"\(V, V\)"):
         sample_bigram(torch.zeros(3, 4), 1, 0, 1)
+
+
+@pytest.mark.parametrize("alpha, error, message", [
+    (float("nan"), ValueError, r"must be >= 0.0, got nan"),   # every probability came out NaN
+    (-0.5, ValueError, r"must be >= 0.0, got -0.5"),
+    (float("inf"), ValueError, r"must be >= 0.0, got inf"),
+    (True, TypeError, r"must be a real number, got bool"),
+])
+def test_bigram_counts_refuse_a_smoothing_that_is_no_number(alpha, error, message):
+    with pytest.raises(error, match=message):
+        BigramCounts(5, alpha=alpha)
+
+
+def test_cross_entropy_names_the_targets_outside_the_vocabulary():
+    logits = torch.randn(3, 5)
+    with pytest.raises(ValueError, match=r"ids in \[0, 5\) or ignore_index=-100, got values in \[0, 5\]"):
+        cross_entropy(logits, torch.tensor([0, 5, 1]))
+    with pytest.raises(ValueError, match=r"got values in \[-3, 1\]"):
+        cross_entropy(logits, torch.tensor([0, -3, 1]))
+    torch.testing.assert_close(cross_entropy(logits, torch.tensor([0, -100, 1])),
+                               F.cross_entropy(logits, torch.tensor([0, -100, 1])))
+
+
+def test_counted_nll_refuses_negative_ids_and_perplexity_overflows_to_inf():
+    counts = BigramCounts(5).fit([[0, 1, 2]])
+    with pytest.raises(ValueError, match=r"\[0, 5\), got values in \[-1, 0\]"):   # -1 read the last row
+        counts.nll([[0, -1]])
+    with pytest.raises(TypeError, match="token ids must be ints, got torch.float32"):   # 1.5 was cut to 1
+        counts.fit([[0, 1.5]])
+    assert perplexity(1000.0) == math.inf

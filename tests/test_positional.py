@@ -120,3 +120,20 @@ def test_rope_bad_input():
         apply_rope(torch.ones(3, 4, dtype=torch.long), torch.arange(3))
     with pytest.raises(ValueError, match="d_model"):
         sinusoidal_encoding(4, 3)
+
+
+@pytest.mark.parametrize("base", [0.0, -2.0, float("nan")])
+def test_a_base_that_gives_no_angles_is_refused(base):
+    """base <= 0 (or NaN) made the tables NaN (0 ** -x = inf, a negative number to a fractional power) without a
+    word; the frequencies, the sinusoidal table and RoPE share the check."""
+    for call in (lambda: frequencies(4, base), lambda: sinusoidal_encoding(8, 4, base),
+                 lambda: apply_rope(torch.randn(3, 4), torch.arange(3), base)):
+        with pytest.raises(ValueError, match=rf"base must be > 0.0, got {base}"):
+            call()
+
+
+def test_sizes_are_ints_within_reach():
+    with pytest.raises(ValueError, match="max_len must be a positive int, got True"):   # gave a one-row table
+        sinusoidal_encoding(True, 4)
+    with pytest.raises(ValueError, match="max_len must be at most 1048576, got 2147483648"):   # ran for minutes
+        sinusoidal_encoding(2**31, 4)

@@ -240,3 +240,68 @@ def test_small_world_settings_work():
     scenes = w.scenes(100)
     assert {p for s in scenes for p in s.pairs()} == {("red", "circle"), ("blue", "circle"), ("blue", "square")}
     assert w.tokenizer.vocab == ShapesWorld().tokenizer.vocab, "one vocabulary for every world setting"
+
+
+def random_scene(rng: random.Random, world: ShapesWorld) -> Scene:
+    """Any valid scene of the world, not only those it samples: repeated pairs, held-out pairs, up to 9 objects."""
+    cells = rng.sample(range(9), rng.randint(1, 9))
+    return Scene(tuple(Obj(rng.choice(world.shapes), rng.choice(list(world.colors)), rng.choice(world.sizes),
+                           divmod(cell, 3)) for cell in cells))
+
+
+def test_render_and_render_batch_agree_on_random_valid_scenes():
+    rng = random.Random(0)
+    for world in (ShapesWorld(image_size=8), ShapesWorld(image_size=17, seed=1), ShapesWorld(image_size=32),
+                  ShapesWorld(image_size=24, colors=["red", "blue"], shapes=["cross"], max_objects=2, holdout=(),
+                              bias_pairs=())):
+        scenes = [random_scene(rng, world) for _ in range(200)]
+        assert np.array_equal(np.stack([world.render(s) for s in scenes]), world.render_batch(scenes))
+
+
+def test_render_and_render_batch_make_the_same_checks():
+    small = ShapesWorld(colors=["red", "blue"], shapes=["circle", "square"], holdout=(), bias_pairs=())
+    for scene, message in [(Scene((Obj("cross", "red", "small", (0, 0)),)), "unknown shape in scene 'cross'"),
+                           (Scene((Obj("circle", "green", "small", (2, 2)),)), "unknown color in scene 'green'"),
+                           (Scene((Obj("circle", "red", "medium", (1, 2)),)), "unknown size 'medium'")]:
+        for draw in (small.render, lambda s: small.render_batch([s])):
+            with pytest.raises(ValueError, match=message):
+                draw(scene)
+
+
+def test_a_scene_is_valid_by_construction():
+    """Two objects in one cell would add their pixels past 255; an off-grid cell would be drawn in another one."""
+    with pytest.raises(ValueError, match="share a cell"):
+        Scene((Obj("circle", "red", "small", (1, 1)), Obj("square", "blue", "large", (1, 1))))
+    for position in [(0, 3), (3, 0), (-1, 1), (1,), (0.0, 1), (True, 0)]:
+        with pytest.raises(ValueError, match="position must be a \\(row, col\\) cell"):
+            Obj("circle", "red", "small", position)
+    scene = Scene([Obj("circle", "red", "small", [np.int64(2), 0])])   # lists and numpy ints are fine
+    assert scene.objects[0].position == (2, 0) and isinstance(scene.objects, tuple)
+
+
+def test_heldout_scenes_keep_their_heldout_pair_under_bias():
+    """The bias step replaces an object when the scene is full; in a held-out scene it must not be the held-out one."""
+    for bias in (0.5, 1.0):
+        w = ShapesWorld(seed=0, bias=bias)
+        assert all(s.pairs() & w.holdout for s in w.scenes(3000, "heldout"))
+
+
+def test_bias_pairs_never_exceed_max_objects():
+    w = ShapesWorld(seed=0, max_objects=2, bias=1.0, holdout=(),
+                    bias_pairs=[("red", "circle", "blue", "square"), ("red", "circle", "green", "square")])
+    scenes = w.scenes(2000)
+    assert max(len(s) for s in scenes) == 2
+    triggered = [s for s in scenes if ("red", "circle") in s.pairs()]
+    assert triggered and all(len(s.pairs() & {("blue", "square"), ("green", "square")}) == 1 for s in triggered)
+
+
+def test_language_needs_a_scene_the_world_can_draw():
+    """The world never draws an empty scene (1..max_objects objects), so there is nothing to caption: Scene(()) is
+    refused where it is made, before caption could index an empty listing."""
+    with pytest.raises(ValueError, match="a scene holds 1..9 objects"):
+        ShapesWorld().caption(Scene(()))
+    w = ShapesWorld(seed=0)
+    twins = Scene((Obj("circle", "red", "small", (0, 0)), Obj("circle", "red", "large", (2, 2))))
+    assert w.parse_caption(w.caption(twins)) == {("red", "circle")}   # a caption may repeat a pair ...
+    with pytest.raises(ValueError, match="each pair may appear once"):  # ... a question naming "the red circle" may not
+        w.questions(twins)

@@ -1,5 +1,6 @@
 """The word tokenizer round-trips all of ShapesWorld's language; datasets give padded, aligned batches."""
 
+import numpy as np
 import pytest
 import torch
 from torch.utils.data import DataLoader
@@ -80,8 +81,20 @@ def test_vqa_dataset_filters_types_and_aligns_answers(world):
     assert batch["image"].shape == (8, 3, 32, 32) and len(batch["answer"]) == 8
     for ids, a in zip(batch["answer_ids"], batch["answer"]):
         assert world.tokenizer.decode(ids) == a
-    with pytest.raises(ValueError, match="no questions of types"):
+    with pytest.raises(ValueError, match="unknown question type 'colour'; allowed: color, shape"):
         VQADataset(world, 5, types=("colour",))
+    with pytest.raises(ValueError, match="no questions of types \\['relation'\\]"):  # one object: no relations
+        VQADataset(ShapesWorld(max_objects=1), 5, types="relation")
+
+
+def test_vqa_types_are_names_not_substrings(world):
+    """A str used to be searched for substrings, so "colorcount" kept colour and count questions."""
+    one = VQADataset(world, 10, types="count")
+    assert one.items == VQADataset(world, 10, types=("count",)).items == VQADataset(world, 10, types={"count"}).items
+    assert {t for *_, t in VQADataset(world, 10, types=iter(["shape", "exists"])).items} == {"shape", "exists"}
+    for bad in ("colorcount", "count ", "Count", ["count", "colors"]):
+        with pytest.raises(ValueError, match="unknown question type"):
+            VQADataset(world, 10, types=bad)
 
 
 def test_conversation_labels_cover_only_the_assistant(world):
@@ -108,3 +121,21 @@ def test_dataset_bad_input(world):
         ImageCaptionDataset("world", 4)
     with pytest.raises(ValueError, match="role must be"):
         chat_ids(world.tokenizer, [{"role": "system", "content": "hi"}])
+
+
+def test_pad_takes_int_rows_of_any_kind_and_refuses_others(world):
+    tok = world.tokenizer
+    rows = [[5, 6], (7,), torch.tensor([8, 9, 10]), np.array([11], np.int32), [IGNORE_INDEX, 5]]
+    ids, mask = tok.pad(rows)
+    assert ids.tolist() == [[5, 6, 0], [7, 0, 0], [8, 9, 10], [11, 0, 0], [IGNORE_INDEX, 5, 0]]
+    assert mask.sum(1).tolist() == [2, 1, 3, 1, 2]
+    for bad in ([[1.5]], [torch.tensor([1.0])], [[True, False]], [["a"]], [[[1, 2]]]):
+        with pytest.raises(TypeError, match="int ids"):   # a float used to be truncated to an int in silence
+            tok.pad(bad)
+
+
+def test_dataset_items_by_any_int_index(world):
+    ds = ImageCaptionDataset(world, 3)
+    assert ds[np.int64(1)]["caption"] == ds[1]["caption"] == ds[torch.tensor(1)]["caption"] == ds[-2]["caption"]
+    with pytest.raises(IndexError, match="index must be an int in \\[-3, 3\\)"):
+        ds[3]

@@ -183,6 +183,44 @@ def test_generate_checks_its_arguments():
         model.generate(ids(T=30), 11)
     with pytest.raises(ValueError, match="max_new_tokens"):
         model.generate(ids(), -1)
+    with pytest.raises(ValueError, match=r"eos_token_id must be a token id in \[0, 23\) or None, got 23"):
+        model.generate(ids(), 2, eos_token_id=23)
+
+
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_generate_never_returns_an_id_outside_the_vocabulary(use_cache):
+    """A logits processor that widened the scores let argmax pick an id >= vocab_size; on the last step nothing
+    re-checked it, and generate returned it. One that returned NaN (or -inf everywhere) let argmax pick any id."""
+    model = tiny_gpt()
+    wide = lambda i, s: torch.cat([s, s + 1], dim=-1)  # noqa: E731  the copy wins every argmax
+    with pytest.raises(ValueError, match=r"scores of shape \(3, 23\) \(batch, vocab_size\), got .* \(3, 46\)"):
+        model.generate(ids(), 1, use_cache=use_cache, logits_processor=wide)
+    with pytest.raises(ValueError, match="NaN scores"):
+        model.generate(ids(), 1, use_cache=use_cache, logits_processor=lambda i, s: s * math.nan)
+    top2 = lambda i, s: s.masked_fill(s < s.topk(2).values[:, -1:], -math.inf)  # noqa: E731  a valid processor
+    assert model.generate(ids(), 3, use_cache=use_cache, logits_processor=top2).max() < 23
+
+
+def test_an_empty_batch_is_refused_with_its_shape():
+    model = tiny_gpt()
+    for bad in (torch.zeros(0, 3, dtype=torch.long), torch.zeros(2, 0, dtype=torch.long)):
+        with pytest.raises(ValueError, match=rf"batch, length >= 1, got \({bad.shape[0]}, {bad.shape[1]}\)"):
+            model(bad)
+    with pytest.raises(ValueError, match=r"got \(0, 3\)"):
+        model.generate(torch.zeros(0, 3, dtype=torch.long), 2)
+
+
+@pytest.mark.parametrize("bad, message", [
+    (dict(norm_eps=-1), r"norm_eps must be > 0.0, got -1"),
+    (dict(norm_eps=0.0), r"norm_eps must be > 0.0, got 0.0"),
+    (dict(dropout=1.5), r"dropout must be in \[0.0, 1.0\), got 1.5"),
+    (dict(dropout=math.nan), r"dropout must be in \[0.0, 1.0\), got nan"),
+    (dict(n_heads=0), r"n_heads must be a positive int, got 0"),
+    (dict(d_model=2**21, n_heads=1), r"d_model must be at most 1048576, got 2097152"),
+])
+def test_gpt_config_rejects_what_would_build_a_broken_model(bad, message):
+    with pytest.raises(ValueError, match=message):
+        GPTConfig(**(dict(vocab_size=10, d_model=16, n_layers=1, n_heads=2, max_len=8) | bad))
 
 
 def test_dropout_is_active_only_in_training():

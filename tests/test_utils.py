@@ -165,3 +165,16 @@ def test_train_validates_numbers():
             train(model, regression_data(), mse, opt, progress=False, **kwargs)
     with pytest.raises(TypeError, match="scalar tensor, got a float"):
         train(model, regression_data(), lambda m, b: 1.0, opt, steps=1, progress=False)
+
+
+def test_train_names_the_wrong_kind_of_argument():
+    model = nn.Linear(3, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(TypeError, match="model must be an nn.Module, got str"):
+        train("model", regression_data(), mse, opt, steps=1, progress=False)
+    with pytest.raises(TypeError, match=r"optimizer must be a torch.optim.Optimizer \(zero_grad and step\), got str"):
+        train(model, regression_data(), mse, "sgd", steps=1, progress=False)
+    with pytest.raises(TypeError, match="loss_fn .* must be callables, got str"):
+        train(model, regression_data(), "mse", opt, steps=1, progress=False)
+    with pytest.raises(TypeError, match="clip_grad_norm must be a real number, got str"):
+        train(model, regression_data(), mse, opt, steps=1, clip_grad_norm="1", progress=False)

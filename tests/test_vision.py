@@ -122,3 +122,24 @@ def test_vit_pre_norm_normalises_the_input_tokens():
     torch.testing.assert_close(z0.mean(-1), torch.zeros(2, 17), atol=1e-5, rtol=0)
     # unit variance up to eps = 1e-5 inside the root (the class token starts near zero, so skip it)
     torch.testing.assert_close(z0[:, 1:].var(-1, unbiased=False), torch.ones(2, 16), atol=1e-3, rtol=0)
+
+
+@pytest.mark.parametrize("bad", [4.0, 0, -4, True])
+def test_a_bad_patch_size_is_refused_before_einops_sees_it(bad):
+    """einops caches the pattern it builds from the sizes: patchify(x, 4.0) once made every later ViT forward
+    (patch_size=4, and 4.0 == 4 as a cache key) fail with a TypeError deep in einops."""
+    with pytest.raises(ValueError, match=rf"patch_size must be a positive int, got {bad!r}"):
+        patchify(images(), bad)
+    vit = ViT(ViTConfig(image_size=16, patch_size=4, d_model=16, n_layers=1, n_heads=2)).eval()
+    assert vit(images()).shape == (2, 16)
+    assert patchify(images(), 4).shape == (2, 16, 48)
+
+
+def test_encoders_name_the_dtype_and_device_they_expected():
+    cnn = CNNEncoder(CNNConfig(channels=(8, 16)))
+    with pytest.raises(TypeError, match=r"images has dtype torch.float64 but the module's weights are torch.float32"):
+        cnn(images().double())
+    with pytest.raises(ValueError, match="images is on meta but the module's weights are on cpu"):
+        cnn(images().to("meta"))
+    with pytest.raises(ValueError, match=r"norm_eps must be > 0.0, got 0"):
+        ViTConfig(norm_eps=0)

@@ -243,3 +243,35 @@ def test_rerank():
     assert torch.equal(same.argsort(dim=1, descending=True), sim.argsort(dim=1, descending=True))
     with pytest.raises(ValueError, match="1 <= k"):
         rerank(sim, 5, lambda q, c: q.float())
+
+
+@pytest.mark.parametrize("bad, message", [
+    (dict(text_layers=0), "text_layers must be a positive int, got 0"),
+    (dict(embed_dim=0), "embed_dim must be a positive int, got 0"),
+    (dict(n_heads=0), "n_heads must be a positive int, got 0"),   # was a ZeroDivisionError
+    (dict(image_size=30), r"image_size=30 is not divisible by 8, .* 4x4 feature map would not fit 3x3 cell positions"),
+    (dict(image_encoder="vit", image_size=30), "image_size=30 is not divisible by patch_size=8"),
+    (dict(eos_id=80), r"eos_id must be a token id in \[0, 80\), got 80"),
+])
+def test_config_refuses_what_would_build_a_broken_model(bad, message):
+    """text_layers=0 or embed_dim=0 built a model silently; image_size=30 built one whose CNN grid (4x4) did not
+    match its cell positions (3x3), which crashed in the first forward."""
+    with pytest.raises(ValueError, match=message):
+        VLPConfig(**bad)
+
+
+def test_the_image_size_is_checked_even_where_the_cnn_would_take_it():
+    model = VLPModel(VLPConfig(vision_width=32, text_width=32, embed_dim=16, n_heads=2)).eval()
+    batch = _batch(B=2)
+    with pytest.raises(ValueError, match="images must be 32x32, got 30x30"):   # a 30x30 image gives a 4x4 grid too
+        model(batch["images"][..., :30, :30], batch["input_ids"], batch["attention_mask"])
+
+
+def test_mask_tokens_and_itm_pairs_refuse_ids_that_would_pass_through_silently():
+    ids = torch.ones(2, 3, dtype=torch.long)
+    with pytest.raises(ValueError, match="mask_id must be an int >= 0, got -7"):   # -7 landed in the masked ids
+        mask_tokens(ids, -7, 10)
+    with pytest.raises(ValueError, match=r"LongTensors \(B,\) .* got torch.float32 \(2,\), torch.float32 \(2,\)"):
+        itm_pairs(torch.tensor([0.5, 1.0]), torch.tensor([1.0, 0.0]))     # came back as float "indices"
+    with pytest.raises(ValueError, match=r"in \[0, 2\) \(the batch\), got values in \[0, 5\]"):
+        itm_pairs(torch.tensor([5, 0]), torch.tensor([1, 0]))

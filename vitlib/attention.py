@@ -16,6 +16,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from .checks import check_divisible, check_int, check_like, check_number, check_one_of, check_probability, describe
+
 IMPLS = ("naive", "fused")
 
 
@@ -68,19 +70,35 @@ def _check_qkv(q, k, v, mask) -> None:
                              f"{target} (..., queries, keys)") from None
 
 
+def _check_options(is_causal, scale) -> None:
+    if not isinstance(is_causal, bool):
+        raise TypeError(f"is_causal must be a bool, got {describe(is_causal)}")
+    if scale is not None:
+        check_number(scale, "scale")
+
+
 def attention_weights(q, k, mask=None, is_causal: bool = False, scale: float | None = None) -> torch.Tensor:
     """softmax(Q K^T * scale + M): (..., L, S).
 
     As in PyTorch, a row whose every key is masked gets all-zero weights, and a NaN in the inputs stays NaN.
     """
+    _check_qkv(q, k, k, mask)   # k stands in for the values: only its shape, dtype and device are read
+    _check_options(is_causal, scale)
+    return _weights(q, k, mask, is_causal, scale)
+
+
+def _weights(q, k, mask, is_causal: bool, scale: float | None) -> torch.Tensor:
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
     scores = (q @ k.transpose(-2, -1)) * scale  # (..., L, S)
     if is_causal:
         scores = scores.masked_fill(~causal_mask(q.shape[-2], k.shape[-2], device=q.device), float("-inf"))
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask
-    dead = torch.isneginf(scores).all(dim=-1, keepdim=True)  # (..., L, 1): nothing to attend to, 0/0
-    return scores.softmax(dim=-1).masked_fill(dead, 0.0)
+    weights = scores.softmax(dim=-1)
+    if is_causal or mask is not None:  # only a mask can leave a row with nothing to attend to (0/0)
+        dead = torch.isneginf(scores).all(dim=-1, keepdim=True)  # (..., L, 1)
+        weights = weights.masked_fill(dead, 0.0)
+    return weights
 
 
 def scaled_dot_product_attention(q, k, v, mask=None, is_causal: bool = False, dropout_p: float = 0.0,
@@ -91,11 +109,10 @@ def scaled_dot_product_attention(q, k, v, mask=None, is_causal: bool = False, dr
     keys, the triangle aligned to the top left as in PyTorch (a KV cache passes ``causal_mask(L, S, offset)``
     as ``mask`` instead). ``impl``: "naive" (the formula) or "fused" (PyTorch's kernel).
     """
-    if impl not in IMPLS:
-        raise ValueError(f"unknown impl {impl!r}; allowed: {', '.join(IMPLS)}")
-    if not 0.0 <= dropout_p < 1.0:
-        raise ValueError(f"dropout_p must be in [0, 1), got {dropout_p!r}")
+    check_one_of(impl, "impl", IMPLS)
+    check_probability(dropout_p, "dropout_p")
     _check_qkv(q, k, v, mask)
+    _check_options(is_causal, scale)
     if impl == "fused":
         if is_causal and mask is not None:  # PyTorch takes one or the other; fold the triangle into the mask
             tri = causal_mask(q.shape[-2], k.shape[-2], device=q.device)
@@ -103,7 +120,7 @@ def scaled_dot_product_attention(q, k, v, mask=None, is_causal: bool = False, dr
             is_causal = False
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, is_causal=is_causal,
                                               scale=scale)
-    weights = attention_weights(q, k, mask, is_causal, scale)
+    weights = _weights(q, k, mask, is_causal, scale)
     if dropout_p > 0:
         weights = F.dropout(weights, p=dropout_p)
     return weights @ v  # (..., L, Ev)
@@ -121,11 +138,13 @@ class MultiHeadAttention(nn.Module):
     def __init__(self, d_model: int, n_heads: int, bias: bool = True, dropout: float = 0.0,
                  d_context: int | None = None, impl: str = "fused"):
         super().__init__()
-        if d_model % n_heads != 0:
-            raise ValueError(f"d_model={d_model} is not divisible by n_heads={n_heads}")
-        if impl not in IMPLS:
-            raise ValueError(f"unknown impl {impl!r}; allowed: {', '.join(IMPLS)}")
+        check_int(d_model, "d_model")
+        check_int(n_heads, "n_heads")
+        check_divisible(d_model, "d_model", n_heads, "n_heads")
+        check_probability(dropout, "dropout")
+        check_one_of(impl, "impl", IMPLS)
         d_context = d_model if d_context is None else d_context
+        check_int(d_context, "d_context")
         self.d_model, self.n_heads, self.d_context, self.dropout, self.impl = d_model, n_heads, d_context, dropout, impl
         self.q_proj = nn.Linear(d_model, d_model, bias=bias)
         self.k_proj = nn.Linear(d_context, d_model, bias=bias)
@@ -145,12 +164,13 @@ class MultiHeadAttention(nn.Module):
         k = rearrange(self.k_proj(c), "b s (h d) -> b h s d", h=self.n_heads)  # (B, H, S, Dh)
         v = rearrange(self.v_proj(c), "b s (h d) -> b h s d", h=self.n_heads)  # (B, H, S, Dh)
         if past_kv is not None:
+            self._check_past(past_kv, k)
             k, v = torch.cat([past_kv[0], k], dim=2), torch.cat([past_kv[1], v], dim=2)  # (B, H, P + S, Dh)
         offset = 0 if past_kv is None else past_kv[0].shape[2]  # the new queries follow the cached positions
         mask = self._mask(x.shape[0], q.shape[2], k.shape[2], attention_mask, attn_mask, is_causal, x.device, offset)
         p = self.dropout if self.training else 0.0
         if need_weights:
-            weights = attention_weights(q, k, mask)  # (B, H, T, S)
+            weights = _weights(q, k, mask, False, None)  # (B, H, T, S)
             out = F.dropout(weights, p) @ v
         else:
             out = scaled_dot_product_attention(q, k, v, mask=mask, dropout_p=p, impl=self.impl)
@@ -168,11 +188,13 @@ class MultiHeadAttention(nn.Module):
         q = rearrange(self.q_proj(x), "b t (h d) -> b h t d", h=self.n_heads)  # (B, H, T, Dh)
         k = rearrange(self.k_proj(c), "b s (h d) -> b h s d", h=self.n_heads)  # (B, H, S, Dh)
         mask = self._mask(x.shape[0], q.shape[2], k.shape[2], attention_mask, attn_mask, is_causal, x.device)
-        return attention_weights(q, k, mask)  # (B, H, T, S)
+        return _weights(q, k, mask, False, None)  # (B, H, T, S)
 
     def _context(self, x, context):
         """Check x (B, T, d_model) and context (B, S, d_context); return the tensor keys and values come from."""
         c = x if context is None else context
+        check_like(x, "x", self.q_proj.weight)
+        check_like(c, "context", self.k_proj.weight)
         if x.dim() != 3 or x.shape[-1] != self.d_model:
             raise ValueError(f"x must have shape (batch, length, {self.d_model}), got {tuple(x.shape)}")
         if c.dim() != 3 or c.shape[-1] != self.d_context or c.shape[0] != x.shape[0]:
@@ -180,20 +202,33 @@ class MultiHeadAttention(nn.Module):
         return c
 
     @staticmethod
+    def _check_past(past_kv, k) -> None:
+        """past_kv: the (k, v) of earlier steps, each (B, H, P, Dh) like this step's k (B, H, S, Dh)."""
+        B, H, _, Dh = k.shape
+        if not (isinstance(past_kv, (tuple, list)) and len(past_kv) == 2 and
+                all(isinstance(t, torch.Tensor) and t.dim() == 4 and t.shape[:2] == (B, H) and t.shape[3] == Dh
+                    and t.shape[2] == past_kv[0].shape[2] and t.dtype == k.dtype and t.device == k.device
+                    for t in past_kv)):
+            got = [describe(t) for t in past_kv] if isinstance(past_kv, (tuple, list)) else describe(past_kv)
+            raise ValueError(f"past_kv must be the (k, v) an earlier call returned, each {k.dtype} ({B}, {H}, P, "
+                             f"{Dh}) on {k.device}; got {got}")
+
+    @staticmethod
     def _mask(B, T, S, attention_mask, attn_mask, is_causal, device, offset: int = 0):
         """Combine padding, explicit and causal masks into one bool/float mask broadcastable to (B, H, T, S)."""
         mask = None
         if attention_mask is not None:
-            if attention_mask.shape != (B, S) or attention_mask.dtype != torch.bool:
+            if getattr(attention_mask, "shape", None) != (B, S) or attention_mask.dtype != torch.bool:
                 raise ValueError(f"attention_mask must be a bool tensor of shape ({B}, {S}) (True = real key), "
-                                 f"got {attention_mask.dtype} {tuple(attention_mask.shape)}")
+                                 f"got {describe(attention_mask)}")
             mask = attention_mask[:, None, None, :]  # (B, 1, 1, S)
         if is_causal:
             tri = causal_mask(T, S, offset, device)  # (T, S): query t sits at position offset + t
             mask = tri if mask is None else mask & tri
         if attn_mask is not None:
-            if attn_mask.dim() not in (2, 3) or attn_mask.shape[-2:] != (T, S):
-                raise ValueError(f"attn_mask must have shape ({T}, {S}) or ({B}, {T}, {S}), got {tuple(attn_mask.shape)}")
+            if not isinstance(attn_mask, torch.Tensor) or attn_mask.dim() not in (2, 3) or \
+                    attn_mask.shape[-2:] != (T, S):
+                raise ValueError(f"attn_mask must have shape ({T}, {S}) or ({B}, {T}, {S}), got {describe(attn_mask)}")
             extra = attn_mask if attn_mask.dim() == 2 else attn_mask[:, None]  # (B, 1, T, S)
             if mask is None:
                 mask = extra

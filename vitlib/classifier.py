@@ -15,7 +15,7 @@ from torch import nn
 
 from .data.language import POSITIONS
 from .data.render import COLORS, GRID, SHAPES, SIZES, to_tensor
-from .utils import check_positive_ints
+from .checks import check_one_of, check_positive_ints, describe
 from .vision import CNNConfig, CNNEncoder, ViT, ViTConfig, check_images
 from .zoo import register_model
 
@@ -27,6 +27,8 @@ def scene_labels(scenes) -> dict[str, torch.Tensor]:
     """One-object ShapesWorld scenes -> {attribute: LongTensor (N,)} of indices into ``ATTRIBUTES[attribute]``."""
     rows = []
     for s in scenes:
+        if not hasattr(s, "objects"):
+            raise TypeError(f"scene_labels needs ShapesWorld scenes, got a {describe(s)}")
         if len(s.objects) != 1:
             raise ValueError(f"scene_labels needs one-object scenes, got a scene with {len(s.objects)} objects")
         o = s.objects[0]
@@ -45,13 +47,28 @@ class AttributeClassifierConfig:
     image_size: int = 32
 
     def __post_init__(self):
-        if self.encoder not in ENCODERS:
-            raise ValueError(f"unknown encoder {self.encoder!r}; allowed: {', '.join(ENCODERS)}")
+        check_one_of(self.encoder, "encoder", ENCODERS)
         check_positive_ints(self, ["image_size"])
+        encoder_config = self.build_encoder_config()   # checked now, before any weight is allocated
+        if encoder_config.in_channels != 3:
+            raise ValueError(f"the encoder must take RGB images (in_channels=3), got in_channels="
+                             f"{encoder_config.in_channels}")
+        if self.encoder == "vit" and encoder_config.image_size != self.image_size:
+            raise ValueError(f"image_size={self.image_size} differs from the ViT's {encoder_config.image_size}")
+
+    def build_encoder_config(self):
+        """The encoder's own config (a CNNConfig or ViTConfig) built from ``encoder_config``."""
+        config_cls = ENCODERS[self.encoder][1]
+        if not isinstance(self.encoder_config, dict):
+            raise TypeError(f"encoder_config must be a dict of {config_cls.__name__} fields, got "
+                            f"{describe(self.encoder_config)}")
+        if unknown := sorted(set(self.encoder_config) - {f.name for f in dataclasses.fields(config_cls)}):
+            raise ValueError(f"encoder_config has fields {unknown} that {config_cls.__name__} does not; it has "
+                             f"{[f.name for f in dataclasses.fields(config_cls)]}")
+        return config_cls(**self.encoder_config)
 
     def build_encoder(self) -> nn.Module:
-        model_cls, config_cls = ENCODERS[self.encoder]
-        return model_cls(config_cls(**self.encoder_config))
+        return ENCODERS[self.encoder][0](self.build_encoder_config())
 
 
 ENCODERS = {"cnn": (CNNEncoder, CNNConfig), "vit": (ViT, ViTConfig)}
@@ -75,8 +92,6 @@ class AttributeClassifier(nn.Module):
         else:
             raise TypeError(f"AttributeClassifier expects a CNNEncoder, a ViT or an AttributeClassifierConfig, "
                             f"got {type(encoder).__name__}")
-        if isinstance(encoder, ViT) and encoder.config.image_size != config.image_size:
-            raise ValueError(f"image_size={config.image_size} differs from the ViT's {encoder.config.image_size}")
         self.config, self.encoder = config, encoder
         self.heads = nn.ModuleDict({a: nn.Linear(encoder.feature_dim, len(v)) for a, v in ATTRIBUTES.items()})
 
@@ -91,6 +106,9 @@ class AttributeClassifier(nn.Module):
         """{attribute: LongTensor (B,)} for float images (B, 3, H, W) in [0, 1] or uint8 arrays (B, H, W, 3)."""
         if isinstance(images, np.ndarray):
             images = to_tensor(images if images.ndim == 4 else images[None])
+        if not isinstance(images, torch.Tensor):
+            raise TypeError(f"images must be a float tensor (B, 3, H, W) or a uint8 array (B, H, W, 3), got "
+                            f"{describe(images)}")
         device = next(self.parameters()).device
         was_training = self.training
         self.eval()

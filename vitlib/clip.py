@@ -18,8 +18,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .contrastive import clip_loss, hinge_loss, recall_at_k, siglip_loss, similarity
+from .checks import check_divisible, check_id, check_int, check_positive_ints, check_token_ids, describe
 from .transformer import Block
-from .utils import check_positive_ints
 from .vision import ViT, ViTConfig
 from .zoo import register_model
 
@@ -57,8 +57,7 @@ class CLIPConfig:
         check_positive_ints(self, ["eos_id"], minimum=0)
         if self.eos_id >= self.vocab_size:
             raise ValueError(f"eos_id={self.eos_id} is outside the vocabulary of {self.vocab_size}")
-        if self.text_width % self.text_heads:
-            raise ValueError(f"text_width={self.text_width} is not divisible by text_heads={self.text_heads}")
+        check_divisible(self.text_width, "text_width", self.text_heads, "text_heads")
         self.vision_config()  # ViTConfig checks image_size % patch_size and vision_width % vision_heads
 
     def vision_config(self) -> ViTConfig:
@@ -71,6 +70,9 @@ class TextTransformer(nn.Module):
 
     def __init__(self, vocab_size: int, max_len: int, width: int, n_layers: int, n_heads: int, eos_id: int):
         super().__init__()
+        for name, value in (("vocab_size", vocab_size), ("max_len", max_len), ("n_layers", n_layers)):
+            check_int(value, name)
+        check_id(eos_id, "eos_id", vocab_size)
         self.vocab_size, self.max_len, self.eos_id = vocab_size, max_len, eos_id
         self.token_emb = nn.Embedding(vocab_size, width)
         self.pos_emb = nn.Embedding(max_len, width)
@@ -80,15 +82,9 @@ class TextTransformer(nn.Module):
         self.norm = nn.LayerNorm(width)
 
     def _check(self, input_ids, attention_mask) -> torch.Tensor | None:
-        if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2 or input_ids.dtype != torch.long:
-            got = f"{input_ids.dtype} {tuple(input_ids.shape)}" if isinstance(input_ids, torch.Tensor) else \
-                type(input_ids).__name__
-            raise ValueError(f"input_ids must be a LongTensor (batch, length), got {got}")
+        check_token_ids(input_ids, self.vocab_size, self.token_emb.weight.device)
         if input_ids.shape[1] > self.max_len:
             raise ValueError(f"sequence length {input_ids.shape[1]} exceeds max_len={self.max_len}")
-        if input_ids.numel() and (input_ids.min() < 0 or input_ids.max() >= self.vocab_size):
-            raise ValueError(f"token ids must be in [0, {self.vocab_size}), got values in "
-                             f"[{input_ids.min().item()}, {input_ids.max().item()}]")
         if not (input_ids == self.eos_id).any(dim=1).all():
             raise ValueError(f"every text must contain <eos> (id {self.eos_id}) to pool at; encode with add_eos=True")
         if attention_mask is None:
@@ -96,6 +92,11 @@ class TextTransformer(nn.Module):
         if not isinstance(attention_mask, torch.Tensor) or attention_mask.shape != input_ids.shape:
             raise ValueError(f"attention_mask must have the shape of input_ids {tuple(input_ids.shape)}, got "
                              f"{tuple(getattr(attention_mask, 'shape', ())) or type(attention_mask).__name__}")
+        if attention_mask.device != input_ids.device:
+            raise ValueError(f"attention_mask is on {attention_mask.device} but input_ids on {input_ids.device}")
+        if attention_mask.dtype != torch.bool and ((attention_mask != 0) & (attention_mask != 1)).any():
+            raise ValueError(f"attention_mask must be bool or 0/1 (1 = real token), got {describe(attention_mask)} "
+                             "with other values")
         return attention_mask.to(torch.bool)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
@@ -155,6 +156,8 @@ class CLIP(nn.Module):
 
 def encode_texts(model: CLIP, tokenizer, texts: list[str], device=None) -> torch.Tensor:
     """Tokenise (with <bos>/<eos>), pad and encode a list of texts: (len(texts), embed_dim)."""
+    if not isinstance(model, CLIP):
+        raise TypeError(f"model must be a vitlib.clip.CLIP, got {describe(model)}")
     if isinstance(texts, str) or not texts:
         raise ValueError(f"encode_texts needs a non-empty list of texts, got {texts!r}")
     device = next(model.parameters()).device if device is None else device
@@ -194,7 +197,10 @@ def search_images(model: CLIP, tokenizer, query: str, images: torch.Tensor, k: i
     """Text -> image retrieval: (indices (k,), cosine similarities (k,)) of the k images closest to ``query``."""
     if not isinstance(query, str) or not query.strip():
         raise ValueError(f"query must be a non-empty text, got {query!r}")
-    if not 1 <= k <= len(images):
+    if not isinstance(images, torch.Tensor) or images.dim() != 4:
+        raise ValueError(f"images must be a float tensor (N, 3, H, W), got {describe(images)}")
+    check_int(k, "k", maximum=None)
+    if k > len(images):
         raise ValueError(f"k must be in 1..{len(images)} (the number of images), got {k}")
     s = similarity(encode_texts(model, tokenizer, [query], images.device), model.encode_image(images))[0]  # (N,)
     top = s.topk(k)

@@ -17,12 +17,26 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .checks import check_number, describe
 
-def _check_pair(image_embeds, text_embeds) -> None:
-    for name, t in (("image_embeds", image_embeds), ("text_embeds", text_embeds)):
+
+def _check_embeds(a, b, names=("image_embeds", "text_embeds")) -> None:
+    """Two 2-D floating-point tensors (N, D), (M, D) of one dtype on one device, D >= 1."""
+    for name, t in zip(names, (a, b)):
         if not isinstance(t, torch.Tensor) or t.dim() != 2:
             raise ValueError(f"{name} must be a 2-D tensor (batch, dim), got "
                              f"{tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__}")
+        if not t.is_floating_point():
+            raise TypeError(f"{name} must be floating-point embeddings, got {describe(t)}")
+        if t.shape[1] == 0:
+            raise ValueError(f"{name} must have at least one feature, got {describe(t)}")
+    if a.shape[1] != b.shape[1] or a.dtype != b.dtype or a.device != b.device:
+        raise ValueError(f"{names[0]} and {names[1]} must share the feature size, dtype and device: "
+                         f"{describe(a)} on {a.device} vs {describe(b)} on {b.device}")
+
+
+def _check_pair(image_embeds, text_embeds) -> None:
+    _check_embeds(image_embeds, text_embeds)
     if image_embeds.shape != text_embeds.shape:
         raise ValueError(f"image and text embeddings must pair up one to one: image {tuple(image_embeds.shape)} "
                          f"vs text {tuple(text_embeds.shape)}")
@@ -32,12 +46,27 @@ def _check_pair(image_embeds, text_embeds) -> None:
 
 def similarity(image_embeds: torch.Tensor, text_embeds: torch.Tensor) -> torch.Tensor:
     """Cosine similarity matrix s_ij = cos(v_i, t_j): (N_images, N_texts)."""
+    _check_embeds(image_embeds, text_embeds)
     return F.normalize(image_embeds, dim=-1) @ F.normalize(text_embeds, dim=-1).T
 
 
-def clip_loss(image_embeds: torch.Tensor, text_embeds: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
-    """Symmetric InfoNCE. Embeddings are normalised here; ``logit_scale`` = log(1 / tau) (log space, as CLIP)."""
+def _scalar(value, name: str, like: torch.Tensor) -> torch.Tensor:
+    """A one-element tensor as it is, or a python number as a tensor of ``like``'s dtype on its device."""
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise ValueError(f"{name} must be a scalar (one-element) tensor or a number, got {describe(value)}")
+        if value.device != like.device and not (value.dim() == 0 and value.device.type == "cpu"):
+            raise ValueError(f"{name} is on {value.device} but the embeddings are on {like.device}")
+        return value
+    check_number(value, name)
+    return torch.tensor(float(value), dtype=like.dtype, device=like.device)
+
+
+def clip_loss(image_embeds: torch.Tensor, text_embeds: torch.Tensor, logit_scale: torch.Tensor | float) -> torch.Tensor:
+    """Symmetric InfoNCE. Embeddings are normalised here; ``logit_scale`` = log(1 / tau) (log space, as CLIP): a
+    one-element tensor (a learned parameter) or a plain number, e.g. ``math.log(1 / 0.07)``."""
     _check_pair(image_embeds, text_embeds)
+    logit_scale = _scalar(logit_scale, "logit_scale", image_embeds)
     logits_per_image = similarity(image_embeds, text_embeds) * logit_scale.exp()  # (N, N), row i: image i vs texts
     targets = torch.arange(len(logits_per_image), device=logits_per_image.device)
     return (F.cross_entropy(logits_per_image, targets) + F.cross_entropy(logits_per_image.T, targets)) / 2
@@ -49,8 +78,7 @@ def hinge_loss(image_embeds: torch.Tensor, text_embeds: torch.Tensor, margin: fl
     Written with the cosine distance d = 1 - cos, [d(v_i, t_i) - d(v_i, t_j) + m]_+ = [m - s_ii + s_ij]_+ .
     """
     _check_pair(image_embeds, text_embeds)
-    if not margin >= 0:
-        raise ValueError(f"margin must be >= 0, got {margin!r}")
+    check_number(margin.item() if isinstance(margin, torch.Tensor) and margin.numel() == 1 else margin, "margin", 0.0)
     s = similarity(image_embeds, text_embeds)  # (N, N)
     positive = s.diag()
     off_diagonal = ~torch.eye(len(s), dtype=torch.bool, device=s.device)
@@ -61,8 +89,12 @@ def hinge_loss(image_embeds: torch.Tensor, text_embeds: torch.Tensor, margin: fl
 
 def siglip_loss(image_embeds: torch.Tensor, text_embeds: torch.Tensor, logit_scale: torch.Tensor,
                 logit_bias: torch.Tensor) -> torch.Tensor:
-    """Pairwise sigmoid loss: each (image, text) pair is its own binary "do these match?" question."""
+    """Pairwise sigmoid loss: each (image, text) pair is its own binary "do these match?" question.
+
+    ``logit_scale`` (log space) and ``logit_bias``: one-element tensors (learned parameters) or plain numbers."""
     _check_pair(image_embeds, text_embeds)
+    logit_scale = _scalar(logit_scale, "logit_scale", image_embeds)
+    logit_bias = _scalar(logit_bias, "logit_bias", image_embeds)
     logits = similarity(text_embeds, image_embeds) * logit_scale.exp() + logit_bias  # (N_texts, N_images)
     z = 2 * torch.eye(len(logits), device=logits.device, dtype=logits.dtype) - 1  # +1 on the diagonal, -1 elsewhere
     return -F.logsigmoid(z * logits).sum(dim=-1).mean()
@@ -79,6 +111,12 @@ def recall_at_k(similarities: torch.Tensor, k: int, targets: torch.Tensor | None
     Q, C = similarities.shape
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= C:
         raise ValueError(f"k must be in 1..{C} (the number of candidates), got {k!r}")
+    if Q == 0:
+        raise ValueError("similarities has no queries (rows): recall over none is undefined")
+    if similarities.isnan().any():   # topk ranks NaN above every number: the recall would be silently wrong
+        raise ValueError("similarities holds NaN")
+    if targets is not None and not isinstance(targets, torch.Tensor):
+        raise TypeError(f"targets must be None, a LongTensor (Q,) or a BoolTensor (Q, C), got {describe(targets)}")
     if targets is None:
         if Q > C:
             raise ValueError(f"without targets query i must match candidate i, but there are {Q} queries and {C} "
@@ -89,8 +127,11 @@ def recall_at_k(similarities: torch.Tensor, k: int, targets: torch.Tensor | None
             raise ValueError(f"a relevance mask must have the shape of similarities {(Q, C)}, got {tuple(targets.shape)}")
         relevant = targets.to(similarities.device)
     else:
-        if targets.shape != (Q,):
-            raise ValueError(f"targets must be (queries,) = ({Q},) column indices, got {tuple(targets.shape)}")
+        if targets.shape != (Q,) or targets.dtype != torch.long:
+            raise ValueError(f"targets must be (queries,) = ({Q},) column indices (long), got {describe(targets)}")
+        if targets.min() < 0 or targets.max() >= C:
+            raise ValueError(f"targets must be column indices in [0, {C}), got values in "
+                             f"[{targets.min().item()}, {targets.max().item()}]")
         relevant = F.one_hot(targets.to(similarities.device), C).bool()  # (Q, C)
     top = similarities.topk(k, dim=1).indices                            # (Q, k)
     return relevant.gather(1, top).any(dim=1).float().mean().item()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import torch
 
+from .checks import check_id
 from .transformer import GPT
 
 __all__ = ["to_hf_gpt2", "to_hf_clip"]
@@ -27,11 +28,13 @@ def to_hf_gpt2(model: GPT, bos_token_id: int | None = None, eos_token_id: int | 
 
     The special-token ids (e.g. those of ``world.tokenizer``) go into its config, where ``generate`` reads them.
     """
-    from transformers import GPT2Config, GPT2LMHeadModel  # lazy: transformers is slow to import
-
     if not isinstance(model, GPT):
         raise TypeError(f"to_hf_gpt2 expects a vitlib.transformer.GPT, got {type(model).__name__}")
     c = model.config
+    for name, value in (("bos_token_id", bos_token_id), ("eos_token_id", eos_token_id), ("pad_token_id", pad_token_id)):
+        check_id(value, name, c.vocab_size, optional=True)
+    from transformers import GPT2Config, GPT2LMHeadModel  # lazy, after the checks: transformers is slow to import
+
     hf_config = GPT2Config(
         vocab_size=c.vocab_size, n_positions=c.max_len, n_embd=c.d_model, n_layer=c.n_layers, n_head=c.n_heads,
         n_inner=c.d_ff, activation_function=_HF_ACTIVATION[c.activation], layer_norm_epsilon=c.norm_eps,
@@ -80,16 +83,27 @@ def to_hf_clip(model, bos_token_id: int | None = None, pad_token_id: int | None 
     It takes the same inputs: ``pixel_values`` are our images in [0, 1] (no further normalisation), ``input_ids``
     our token ids; it pools the text at the first ``config.eos_id``. The ViT's patch projection is a Linear with a
     bias and CLIP's a bias-free Conv2d: the bias is added to every patch's position embedding instead, the same sum.
-    """
-    from einops import rearrange
-    from transformers import CLIPConfig as HFCLIPConfig
-    from transformers import CLIPModel
 
+    An ``eos_id`` of 2 is refused: transformers keeps a legacy rule for text configs with ``eos_token_id == 2``
+    (a value older CLIP configs carried by mistake) and pools each text at its largest token id, not its first <eos>.
+    """
     from .clip import CLIP, LOGIT_SCALE_MAX  # lazy, like transformers: exporting a GPT needs no vision code
 
     if not isinstance(model, CLIP):
         raise TypeError(f"to_hf_clip expects a vitlib.clip.CLIP, got {type(model).__name__}")
     c = model.config
+    if c.eos_id == 2:
+        raise ValueError("eos_id=2 cannot be exported: transformers' CLIPTextTransformer keeps a legacy rule for "
+                         "eos_token_id == 2 and pools each text at its largest token id, not at its first <eos>, so "
+                         "its text features would differ from ours. Give the model's tokenizer another <eos> id "
+                         "(the course tokenizer's is 3) and retrain, or permute the token embedding rows together with "
+                         "the tokenizer's ids so that <eos> is not 2")
+    for name, value in (("bos_token_id", bos_token_id), ("pad_token_id", pad_token_id)):
+        check_id(value, name, c.vocab_size, optional=True)
+    from einops import rearrange
+    from transformers import CLIPConfig as HFCLIPConfig
+    from transformers import CLIPModel
+
     common = dict(hidden_act="gelu", layer_norm_eps=1e-5, attention_dropout=0.0, projection_dim=c.embed_dim)
     config = HFCLIPConfig(
         text_config=dict(vocab_size=c.vocab_size, hidden_size=c.text_width, intermediate_size=4 * c.text_width,

@@ -15,10 +15,13 @@ and perplexity, the number of equally likely choices that would be as surprising
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 from einops import rearrange
 from torch import nn
+
+from .checks import check_id, check_int, check_number, describe
 
 __all__ = ["cross_entropy", "perplexity", "bigram_pairs", "BigramCounts", "NeuralBigram", "sample_bigram"]
 
@@ -28,14 +31,27 @@ def cross_entropy(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int
 
     NLL = -log softmax(z)_y = logsumexp(z) - z_y; positions whose target is ``ignore_index`` do not count.
     """
+    if not isinstance(logits, torch.Tensor) or not logits.is_floating_point() or logits.dim() < 1:
+        raise TypeError(f"logits must be a floating-point tensor (..., V), got {describe(logits)}")
+    if not isinstance(targets, torch.Tensor):
+        raise TypeError(f"targets must be a LongTensor of token ids, got {describe(targets)}")
     if logits.shape[:-1] != targets.shape:
         raise ValueError(f"logits (..., V) and targets (...) must agree: logits {tuple(logits.shape)}, "
                          f"targets {tuple(targets.shape)}")
     if targets.dtype != torch.long:
         raise TypeError(f"targets must be token ids of dtype torch.long, got {targets.dtype}")
+    check_int(ignore_index, "ignore_index", minimum=-(2**63), maximum=None)
+    if targets.device != logits.device:
+        raise ValueError(f"targets are on {targets.device} but logits on {logits.device}")
+    if targets.numel() == 0 or logits.shape[-1] == 0:
+        raise ValueError(f"nothing to score: logits {tuple(logits.shape)}, targets {tuple(targets.shape)}")
     keep = targets != ignore_index                                                   # (...)
     if not keep.any():
         raise ValueError("every target is ignore_index: there is nothing to score")
+    V, scored = logits.shape[-1], targets[keep]
+    if scored.min() < 0 or scored.max() >= V:   # gather would fail deep inside, or read another row
+        raise ValueError(f"targets must be ids in [0, {V}) or ignore_index={ignore_index}, got values in "
+                         f"[{scored.min().item()}, {scored.max().item()}]")
     y = torch.where(keep, targets, 0)                                                # (...), ignored -> any id
     log_p = torch.log_softmax(logits, dim=-1)                                        # (..., V): z - logsumexp(z)
     nll = -log_p.gather(-1, y[..., None])[..., 0]                                    # (...)
@@ -43,9 +59,24 @@ def cross_entropy(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int
 
 
 def perplexity(nll) -> float:
-    """exp(mean NLL) from per-token negative log-likelihoods (a tensor, in nats) or their mean (a number)."""
-    mean = nll.double().mean().item() if isinstance(nll, torch.Tensor) else float(nll)
-    return math.exp(mean)
+    """exp(mean NLL) from per-token negative log-likelihoods (a tensor, in nats) or their mean (a number).
+
+    A mean NLL too large for a float (above ~709.8 nats) gives inf, as an infinite one does.
+    """
+    if isinstance(nll, torch.Tensor):
+        if nll.numel() == 0 or nll.dtype == torch.bool or nll.is_complex():
+            raise ValueError(f"nll must be a non-empty real tensor, got {describe(nll)}")
+        mean = nll.double().mean().item()
+    elif isinstance(nll, numbers.Real) and not isinstance(nll, bool):
+        mean = float(nll)
+    else:
+        raise TypeError(f"nll must be a tensor of per-token NLLs or a number, got {describe(nll)}")
+    if math.isnan(mean):
+        raise ValueError("nll is NaN: some token's probability was NaN (check the model's outputs)")
+    try:
+        return math.exp(mean)
+    except OverflowError:
+        return math.inf
 
 
 def bigram_pairs(sequences) -> tuple[torch.Tensor, torch.Tensor]:
@@ -54,24 +85,34 @@ def bigram_pairs(sequences) -> tuple[torch.Tensor, torch.Tensor]:
     nxt = [b for s in sequences for b in s[1:]]
     if not prev:
         raise ValueError("the sequences hold no pair of neighbouring tokens (each needs at least 2 ids)")
-    return torch.tensor(prev, dtype=torch.long), torch.tensor(nxt, dtype=torch.long)
+    ids = torch.tensor(prev + nxt)   # the dtype torch infers: ids that are not ints would be truncated silently
+    if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
+        raise TypeError(f"token ids must be ints, got {ids.dtype} values")
+    return ids[:len(prev)].long(), ids[len(prev):].long()
+
+
+def _check_pairs(prev: torch.Tensor, nxt: torch.Tensor, vocab_size: int) -> None:
+    if min(prev.min(), nxt.min()) < 0 or max(prev.max(), nxt.max()) >= vocab_size:  # -1 would read the last row
+        raise ValueError(f"token ids must lie in [0, {vocab_size}), got values in "
+                         f"[{min(prev.min(), nxt.min()).item()}, {max(prev.max(), nxt.max()).item()}]")
+
+
+def _check_vocab_size(vocab_size) -> None:
+    check_int(vocab_size, "vocab_size", minimum=2, maximum=2**15)   # the (V, V) table grows as V^2
 
 
 class BigramCounts:
     """A counted bigram model: ``fit(sequences)``, then ``log_probs`` (V, V) with log p(b | a) in row a."""
 
     def __init__(self, vocab_size: int, alpha: float = 0.0):
-        if not isinstance(vocab_size, int) or vocab_size < 2:
-            raise ValueError(f"vocab_size must be an int >= 2, got {vocab_size!r}")
-        if alpha < 0:
-            raise ValueError(f"alpha (add-alpha smoothing) must be >= 0, got {alpha}")
+        _check_vocab_size(vocab_size)
+        check_number(alpha, "alpha (add-alpha smoothing)", 0.0)   # NaN or inf would make every probability NaN
         self.vocab_size, self.alpha = vocab_size, alpha
         self.counts = torch.zeros(vocab_size, vocab_size, dtype=torch.float64)         # C[a, b]
 
     def fit(self, sequences) -> BigramCounts:
         prev, nxt = bigram_pairs(sequences)
-        if max(prev.max(), nxt.max()) >= self.vocab_size or min(prev.min(), nxt.min()) < 0:
-            raise ValueError(f"token ids must lie in [0, {self.vocab_size})")
+        _check_pairs(prev, nxt, self.vocab_size)
         self.counts.zero_()
         self.counts.index_put_((prev, nxt), torch.ones(len(prev), dtype=torch.float64), accumulate=True)
         return self
@@ -87,6 +128,7 @@ class BigramCounts:
     def nll(self, sequences) -> torch.Tensor:
         """Per-token negative log-likelihoods (N,) of every next token in ``sequences``."""
         prev, nxt = bigram_pairs(sequences)
+        _check_pairs(prev, nxt, self.vocab_size)
         return -self.log_probs[prev, nxt]
 
 
@@ -98,13 +140,17 @@ class NeuralBigram(nn.Module):
 
     def __init__(self, vocab_size: int):
         super().__init__()
-        if not isinstance(vocab_size, int) or vocab_size < 2:
-            raise ValueError(f"vocab_size must be an int >= 2, got {vocab_size!r}")
+        _check_vocab_size(vocab_size)
         self.logits = nn.Embedding(vocab_size, vocab_size)
         nn.init.zeros_(self.logits.weight)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         """Token ids (...) -> logits of the next token (..., V)."""
+        V = self.logits.num_embeddings
+        if not isinstance(ids, torch.Tensor) or ids.dtype not in (torch.long, torch.int32):
+            raise TypeError(f"ids must be a LongTensor of token ids, got {describe(ids)}")
+        if ids.numel() and (ids.min() < 0 or ids.max() >= V):
+            raise ValueError(f"token ids must lie in [0, {V}), got values in [{ids.min().item()}, {ids.max().item()}]")
         return self.logits(ids)
 
     @property
@@ -115,6 +161,7 @@ class NeuralBigram(nn.Module):
     def nll(self, sequences) -> torch.Tensor:
         """Per-token negative log-likelihoods (N,), on the CPU, of every next token in ``sequences``."""
         prev, nxt = bigram_pairs(sequences)
+        _check_pairs(prev, nxt, self.logits.num_embeddings)
         return -self.log_probs[prev.to(self.logits.weight.device), nxt.to(self.logits.weight.device)].cpu()
 
 
@@ -124,8 +171,18 @@ def sample_bigram(log_probs: torch.Tensor, n: int, bos_id: int, eos_id: int, max
 
     Returns the ids between <bos> and <eos> (a sequence that reaches ``max_len`` tokens is cut there).
     """
+    if not isinstance(log_probs, torch.Tensor) or not log_probs.is_floating_point():
+        raise TypeError(f"log_probs must be a floating-point (V, V) tensor, got {describe(log_probs)}")
     if log_probs.dim() != 2 or log_probs.shape[0] != log_probs.shape[1]:
         raise ValueError(f"log_probs must be a (V, V) table, got shape {tuple(log_probs.shape)}")
+    V = log_probs.shape[0]
+    check_int(n, "n")
+    check_id(bos_id, "bos_id", V)
+    check_id(eos_id, "eos_id", V)
+    check_int(max_len, "max_len")
+    if log_probs.isnan().any() or log_probs.isposinf().any() or log_probs.isneginf().all(dim=1).any():
+        raise ValueError("log_probs must be log-probabilities: no NaN or +inf, and no row all -inf (probability 0 "
+                         "for every next token)")
     probs = log_probs.detach().float().exp().cpu()                                  # (V, V)
     current = torch.full((n,), bos_id, dtype=torch.long)                             # (n,)
     steps = []

@@ -23,25 +23,32 @@ import torch
 from einops import rearrange
 from torch import nn
 
+from .checks import check_int, check_number, describe
+
 __all__ = ["sinusoidal_encoding", "LearnedPositionalEmbedding", "frequencies", "apply_rope"]
 
 
 def _check_even(d: int, name: str) -> None:
-    if not isinstance(d, int) or d <= 0 or d % 2:
+    check_int(d, name)
+    if d % 2:
         raise ValueError(f"{name} must be a positive even int (features come in pairs), got {d!r}")
+
+
+def _check_base(base) -> None:   # base <= 0 gives NaN angles (0^-x, or a negative number to a fractional power)
+    check_number(base, "base", 0.0, low_open=True)
 
 
 def frequencies(d: int, base: float = 10000.0) -> torch.Tensor:
     """theta_i = base^(-2i / d) = 1 / base^(2i / d), i = 0 .. d/2 - 1 (float64): the angle per position step of
     feature pair i, in the sinusoidal table and in RoPE alike."""
     _check_even(d, "the feature size")
+    _check_base(base)
     return base ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)   # (d/2,)
 
 
 def sinusoidal_encoding(max_len: int, d_model: int, base: float = 10000.0) -> torch.Tensor:
     """The (max_len, d_model) table PE of Vaswani et al.: sines in even features, cosines in odd ones."""
-    if not isinstance(max_len, int) or max_len <= 0:
-        raise ValueError(f"max_len must be a positive int, got {max_len!r}")
+    check_int(max_len, "max_len")
     _check_even(d_model, "d_model")
     pos = torch.arange(max_len, dtype=torch.float64)[:, None]                       # (T, 1)
     angle = pos * frequencies(d_model, base)                                        # (T, d/2)
@@ -57,17 +64,19 @@ class LearnedPositionalEmbedding(nn.Module):
 
     def __init__(self, max_len: int, d_model: int):
         super().__init__()
-        for name, value in (("max_len", max_len), ("d_model", d_model)):
-            if not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        check_int(max_len, "max_len")
+        check_int(d_model, "d_model")
         self.max_len, self.d_model = max_len, d_model
         self.weight = nn.Parameter(torch.randn(max_len, d_model) * 0.02)
 
     def forward(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+            raise TypeError(f"x must be a floating-point tensor (..., T, {self.d_model}), got {describe(x)}")
         if x.dim() < 2 or x.shape[-1] != self.d_model:
             raise ValueError(f"expected x of shape (..., T, {self.d_model}), got {tuple(x.shape)}")
+        check_int(offset, "offset", minimum=0, maximum=None)
         T = x.shape[-2]
-        if offset < 0 or offset + T > self.max_len:
+        if offset + T > self.max_len:
             raise ValueError(f"positions {offset}..{offset + T - 1} fall outside the table of {self.max_len} positions")
         return x + self.weight[offset:offset + T]                                 # (..., T, d) + (T, d)
 
@@ -84,12 +93,13 @@ def apply_rope(x: torch.Tensor, positions: torch.Tensor, base: float = 10000.0) 
     """
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
         raise TypeError(f"x must be a floating-point tensor, got {getattr(x, 'dtype', type(x).__name__)}")
-    if not isinstance(positions, torch.Tensor):
-        raise TypeError(f"positions must be a tensor, got {type(positions).__name__}")
+    if not isinstance(positions, torch.Tensor) or positions.dtype == torch.bool or positions.is_complex():
+        raise TypeError(f"positions must be a tensor of integers or floats, got {describe(positions)}")
     if x.dim() < 2:
         raise ValueError(f"x must have shape (..., T, d), got {tuple(x.shape)}")
     d = x.shape[-1]
     _check_even(d, "the last dimension of x")
+    _check_base(base)
     try:
         fits = torch.broadcast_shapes(positions.shape, x.shape[:-1]) == x.shape[:-1]
     except RuntimeError:

@@ -19,7 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .attention import MultiHeadAttention
-from .utils import check_positive_ints
+from .checks import (MAX_SIZE, check_divisible, check_id, check_int, check_like, check_number, check_one_of,
+                     check_positive_ints, check_probability, check_token_ids, describe)
 from .zoo import register_model
 
 ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU}
@@ -30,12 +31,17 @@ class FeedForward(nn.Module):
 
     def __init__(self, d_model: int, d_ff: int, activation: str = "gelu", dropout: float = 0.0):
         super().__init__()
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {activation!r}; allowed: {', '.join(ACTIVATIONS)}")
+        check_int(d_model, "d_model")
+        check_int(d_ff, "d_ff", maximum=4 * MAX_SIZE)
+        check_one_of(activation, "activation", ACTIVATIONS)
+        check_probability(dropout, "dropout")
         self.fc1, self.act, self.fc2 = nn.Linear(d_model, d_ff), ACTIVATIONS[activation](), nn.Linear(d_ff, d_model)
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_like(x, "x", self.fc1.weight)
+        if x.dim() < 1 or x.shape[-1] != self.fc1.in_features:
+            raise ValueError(f"x must have shape (..., {self.fc1.in_features}), got {tuple(x.shape)}")
         return self.drop(self.fc2(self.act(self.fc1(x))))  # (B, T, d_ff) inside, (B, T, d_model) out
 
 
@@ -46,6 +52,8 @@ class Block(nn.Module):
                  causal: bool = False, activation: str = "gelu", norm_eps: float = 1e-5):
         super().__init__()
         d_ff = 4 * d_model if d_ff is None else d_ff
+        check_number(norm_eps, "norm_eps", 0.0, low_open=True)   # eps <= 0 can divide by zero: NaN
+        check_probability(dropout, "dropout")
         self.causal = causal
         self.norm1 = nn.LayerNorm(d_model, eps=norm_eps)
         self.attn = MultiHeadAttention(d_model, n_heads, dropout=dropout)
@@ -87,12 +95,14 @@ class Encoder(nn.Module):
     def __init__(self, d_model: int, n_heads: int, n_layers: int, d_ff: int | None = None, dropout: float = 0.0,
                  activation: str = "gelu", norm_eps: float = 1e-5):
         super().__init__()
+        check_int(n_layers, "n_layers")
         self.d_model = d_model
         self.blocks = nn.ModuleList(Block(d_model, n_heads, d_ff, dropout, causal=False, activation=activation,
                                           norm_eps=norm_eps) for _ in range(n_layers))
         self.norm = nn.LayerNorm(d_model, eps=norm_eps)
 
     def forward(self, x: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        check_like(x, "x", self.norm.weight)
         if x.dim() != 3 or x.shape[-1] != self.d_model:
             raise ValueError(f"x must have shape (batch, length, {self.d_model}), got {tuple(x.shape)}")
         for block in self.blocks:
@@ -131,13 +141,14 @@ class GPTConfig:
     norm_eps: float = 1e-5
 
     def __post_init__(self):
+        check_positive_ints(self, ("vocab_size", "d_model", "n_layers", "n_heads", "max_len"))
         if self.d_ff is None:
             self.d_ff = 4 * self.d_model
-        check_positive_ints(self, ("vocab_size", "d_model", "n_layers", "n_heads", "max_len", "d_ff"))
-        if self.d_model % self.n_heads:
-            raise ValueError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {self.activation!r}; allowed: {', '.join(ACTIVATIONS)}")
+        check_positive_ints(self, ["d_ff"], maximum=4 * MAX_SIZE)
+        check_divisible(self.d_model, "d_model", self.n_heads, "n_heads")
+        check_one_of(self.activation, "activation", ACTIVATIONS)
+        check_probability(self.dropout, "dropout")
+        check_number(self.norm_eps, "norm_eps", 0.0, low_open=True)
 
 
 @register_model(config_cls=GPTConfig)
@@ -166,16 +177,12 @@ class GPT(nn.Module):
             nn.init.zeros_(module.bias)
 
     def _check_ids(self, input_ids, past_len: int) -> None:
-        if not isinstance(input_ids, torch.Tensor) or input_ids.dtype != torch.long:
-            got = input_ids.dtype if isinstance(input_ids, torch.Tensor) else type(input_ids).__name__
-            raise ValueError(f"input_ids must be a LongTensor (torch.long), got {got}")
-        if input_ids.dim() != 2 or input_ids.shape[1] == 0:
-            raise ValueError(f"input_ids must have shape (batch, length) with length >= 1, got {tuple(input_ids.shape)}")
+        check_token_ids(input_ids, self.config.vocab_size, self.tok_emb.weight.device)
+        if 0 in input_ids.shape:   # an empty batch or sequence: nothing to predict from
+            raise ValueError(f"input_ids must have shape (batch, length) with batch, length >= 1, got "
+                             f"{tuple(input_ids.shape)}")
         if past_len + input_ids.shape[1] > self.config.max_len:
             raise ValueError(f"sequence length {past_len + input_ids.shape[1]} exceeds max_len={self.config.max_len}")
-        if input_ids.min() < 0 or input_ids.max() >= self.config.vocab_size:
-            raise ValueError(f"token ids must be in [0, {self.config.vocab_size}), got values in "
-                             f"[{input_ids.min().item()}, {input_ids.max().item()}]")
 
     def forward(self, input_ids, attention_mask=None, past_kv=None, use_cache: bool = False):
         """input_ids (B, T) -> logits (B, T, V); with ``use_cache`` also the new cache (one (k, v) per layer).
@@ -183,10 +190,15 @@ class GPT(nn.Module):
         past_kv: the cache from an earlier call (the first P tokens); input_ids are then tokens P..P+T-1.
         attention_mask: (B, P+T) bool or 0/1, True for real tokens.
         """
+        if past_kv is not None:
+            self._check_cache(past_kv)
         past_len = 0 if past_kv is None else past_kv[0][0].shape[2]
         self._check_ids(input_ids, past_len)
         T = input_ids.shape[1]
         if attention_mask is not None:
+            if not isinstance(attention_mask, torch.Tensor):
+                raise TypeError(f"attention_mask must be a bool or 0/1 tensor (batch, length), got "
+                                f"{describe(attention_mask)}")
             attention_mask = attention_mask.to(device=input_ids.device, dtype=torch.bool)
         positions = torch.arange(past_len, past_len + T, device=input_ids.device)  # (T,)
         x = self.drop(self.tok_emb(input_ids) + self.pos_emb(positions))           # (B, T, d_model)
@@ -213,6 +225,10 @@ class GPT(nn.Module):
         if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
             raise ValueError(f"max_new_tokens must be a non-negative int, got {max_new_tokens!r}")
         self._check_ids(input_ids, 0)
+        check_id(eos_token_id, "eos_token_id", self.config.vocab_size, optional=True)
+        if logits_processor is not None and not callable(logits_processor):
+            raise TypeError(f"logits_processor must be a callable (ids, scores) -> scores, got "
+                            f"{describe(logits_processor)}")
         if input_ids.shape[1] + max_new_tokens > self.config.max_len:
             raise ValueError(f"prompt length {input_ids.shape[1]} + max_new_tokens {max_new_tokens} exceeds "
                              f"max_len={self.config.max_len}")
@@ -227,7 +243,7 @@ class GPT(nn.Module):
                 logits = self(ids)
             scores = logits[:, -1]  # (B, V)
             if logits_processor is not None:
-                scores = logits_processor(ids, scores)
+                scores = self._check_scores(logits_processor(ids, scores), scores.shape, done)
             next_id = scores.argmax(dim=-1)  # (B,)
             if eos_token_id is not None:
                 next_id = next_id.masked_fill(done, eos_token_id)
@@ -237,6 +253,29 @@ class GPT(nn.Module):
                 break
         self.train(was_training)
         return ids
+
+    def _check_cache(self, past_kv) -> None:
+        """One (k, v) pair of (B, H, P, Dh) tensors per layer; each layer's attention checks the sizes."""
+        n = len(self.blocks)
+        pairs = isinstance(past_kv, (tuple, list)) and len(past_kv) == n and all(
+            isinstance(kv, (tuple, list)) and len(kv) == 2 and all(isinstance(t, torch.Tensor) and t.dim() == 4
+                                                                  for t in kv) for kv in past_kv)
+        if not pairs:
+            got = f"{len(past_kv)} entries" if isinstance(past_kv, (tuple, list)) else describe(past_kv)
+            raise ValueError(f"past_kv must be the cache an earlier call returned, one (k, v) pair of 4-D tensors "
+                             f"per layer ({n}), got {got}")
+
+    @staticmethod
+    def _check_scores(scores, shape, done) -> torch.Tensor:
+        """A logits processor's output: (B, V) like its input (a wider one would let argmax pick an id >= V), and
+        for each unfinished row a number argmax can choose by (NaN, or every token at -inf, picks an arbitrary id)."""
+        if not isinstance(scores, torch.Tensor) or scores.shape != shape:
+            raise ValueError(f"logits_processor must return scores of shape {tuple(shape)} (batch, vocab_size), got "
+                             f"{describe(scores)}")
+        if ((scores.isnan().any(dim=-1) | scores.isneginf().all(dim=-1)) & ~done).any():
+            raise ValueError("logits_processor returned NaN scores, or -inf for every token, in some row: argmax "
+                             "would pick an arbitrary token")
+        return scores
 
     def parameter_groups(self) -> dict[str, int]:
         """Parameter counts by part: embeddings (token + position; the head is tied), attention, FFN, norms."""

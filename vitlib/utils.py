@@ -12,6 +12,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .checks import check_number, describe
+
 __all__ = ["seed_everything", "get_device", "Timer", "History", "to_device", "train", "count_parameters"]
 
 
@@ -191,15 +193,6 @@ def _batch_stream(batches: Iterable, steps: int | None, epochs: int | None):
             return
 
 
-def check_positive_ints(obj, names, minimum: int = 1) -> None:
-    """Raise ValueError unless each attribute ``names`` of ``obj`` (a config) is an int >= ``minimum``."""
-    for name in names:
-        value = getattr(obj, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            wanted = "a positive int" if minimum == 1 else f"an int >= {minimum}"
-            raise ValueError(f"{name} must be {wanted}, got {value!r}")
-
-
 def _positive_int_or_none(value, name: str) -> None:
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
         raise ValueError(f"{name} must be a positive int or None, got {value!r}")
@@ -231,8 +224,15 @@ def train(
     checked = ((steps, "steps"), (epochs, "epochs"), (eval_every, "eval_every"), (log_every or 0, "log_every"))
     for value, name in checked:
         _positive_int_or_none(value, name)
-    if clip_grad_norm is not None and not clip_grad_norm > 0:
-        raise ValueError(f"clip_grad_norm must be positive or None, got {clip_grad_norm!r}")
+    if clip_grad_norm is not None:
+        check_number(clip_grad_norm, "clip_grad_norm", 0.0, low_open=True)
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {describe(model)}")
+    if not callable(loss_fn) or not (eval_fn is None or callable(eval_fn)):
+        raise TypeError(f"loss_fn (and eval_fn, if given) must be callables, got {describe(loss_fn)}, "
+                        f"{describe(eval_fn)}")
+    if not (hasattr(optimizer, "zero_grad") and hasattr(optimizer, "step")):
+        raise TypeError(f"optimizer must be a torch.optim.Optimizer (zero_grad and step), got {describe(optimizer)}")
     if device is None:
         first = next(model.parameters(), None)
         device = first.device if first is not None else torch.device("cpu")

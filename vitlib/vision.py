@@ -17,8 +17,9 @@ import torch
 from einops import rearrange
 from torch import nn
 
+from .checks import (MAX_SIZE, check_divisible, check_int, check_like, check_number, check_one_of,
+                     check_positive_ints, check_probability, describe)
 from .transformer import Encoder
-from .utils import check_positive_ints
 from .zoo import register_model
 
 NORMS = ("batch", "group")
@@ -32,6 +33,8 @@ def check_images(images, in_channels: int, image_size: int | None = None) -> Non
         raise TypeError(f"images must be a float tensor with values in [0, 1], got dtype {images.dtype}")
     if images.dim() != 4 or images.shape[1] != in_channels:
         raise ValueError(f"images must have shape (B, {in_channels}, H, W), got {tuple(images.shape)}")
+    if 0 in images.shape[-2:]:
+        raise ValueError(f"images must have at least one pixel in each direction, got {tuple(images.shape)}")
     if image_size is not None and tuple(images.shape[-2:]) != (image_size, image_size):
         raise ValueError(f"images must be {image_size}x{image_size}, got {images.shape[-2]}x{images.shape[-1]}")
 
@@ -47,12 +50,14 @@ class CNNConfig:
     norm: str = "batch"   # "batch" (BatchNorm2d) or "group" (GroupNorm, gcd(8, channels) groups)
 
     def __post_init__(self):
-        self.channels = tuple(self.channels)
-        check_positive_ints(self, ["in_channels"])
-        if not self.channels or any(isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in self.channels):
+        iterable = hasattr(self.channels, "__iter__") and not isinstance(self.channels, str)
+        if not (channels := tuple(self.channels) if iterable else ()):
             raise ValueError(f"channels must be a non-empty tuple of positive ints, got {self.channels!r}")
-        if self.norm not in NORMS:
-            raise ValueError(f"unknown norm {self.norm!r}; allowed: {', '.join(NORMS)}")
+        self.channels = channels
+        check_positive_ints(self, ["in_channels"])
+        for i, c in enumerate(self.channels):
+            check_int(c, f"channels[{i}]")
+        check_one_of(self.norm, "norm", NORMS)
 
 
 @register_model(config_cls=CNNConfig)
@@ -77,6 +82,7 @@ class CNNEncoder(nn.Module):
         """images (B, C, H, W) in [0, 1] -> v (B, D); with ``return_feature_map`` also F (B, D, h, w), where
         h = H / 2^(S-1) for S stages."""
         check_images(images, self.config.in_channels)
+        check_like(images, "images", self.stages[0].weight)
         fmap = self.stages(images)     # (B, D, h, w): every stage after the first halves H and W
         v = fmap.mean(dim=(2, 3))      # global average pooling: (B, D)
         return (v, fmap) if return_feature_map else v
@@ -86,7 +92,8 @@ class CNNEncoder(nn.Module):
 def patchify(images: torch.Tensor, patch_size: int) -> torch.Tensor:
     """(B, C, H, W) -> (B, N, P*P*C): non-overlapping P x P patches, row by row, each flattened (p1, p2, c)."""
     if not isinstance(images, torch.Tensor) or images.dim() != 4:
-        raise ValueError(f"images must be a tensor (B, C, H, W), got {getattr(images, 'shape', type(images))}")
+        raise ValueError(f"images must be a tensor (B, C, H, W), got {describe(images)}")
+    check_int(patch_size, "patch_size")   # before einops, which would cache a pattern built from a bad size
     H, W = images.shape[-2:]
     if H % patch_size or W % patch_size:
         raise ValueError(f"image size {H}x{W} is not divisible by patch_size={patch_size}")
@@ -100,16 +107,15 @@ class PatchEmbedding(nn.Module):
         super().__init__()
         for name, value in (("image_size", image_size), ("patch_size", patch_size), ("in_channels", in_channels),
                             ("d_model", d_model)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if image_size % patch_size:
-            raise ValueError(f"image_size={image_size} is not divisible by patch_size={patch_size}")
+            check_int(value, name)
+        check_divisible(image_size, "image_size", patch_size, "patch_size")
         self.image_size, self.patch_size, self.in_channels = image_size, patch_size, in_channels
         self.n_patches = (image_size // patch_size) ** 2
         self.proj = nn.Linear(patch_size * patch_size * in_channels, d_model)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         check_images(images, self.in_channels, self.image_size)
+        check_like(images, "images", self.proj.weight)
         return self.proj(patchify(images, self.patch_size))   # (B, N, d_model)
 
     @classmethod
@@ -145,15 +151,17 @@ class ViTConfig:
     pre_norm: bool = False   # a LayerNorm on z_0 before the encoder, as CLIP's vision tower has (chapter 05)
 
     def __post_init__(self):
+        check_positive_ints(self, ["image_size", "patch_size", "in_channels", "d_model", "n_layers", "n_heads"])
         if self.d_ff is None:
             self.d_ff = 4 * self.d_model
-        check_positive_ints(self, ["image_size", "patch_size", "in_channels", "d_model", "n_layers", "n_heads", "d_ff"])
-        if self.image_size % self.patch_size:
-            raise ValueError(f"image_size={self.image_size} is not divisible by patch_size={self.patch_size}")
-        if self.d_model % self.n_heads:
-            raise ValueError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        check_positive_ints(self, ["d_ff"], maximum=4 * MAX_SIZE)
+        check_divisible(self.image_size, "image_size", self.patch_size, "patch_size")
+        check_divisible(self.d_model, "d_model", self.n_heads, "n_heads")
+        if self.n_patches > MAX_SIZE:   # the position table alone would hold (1 + N) * d_model numbers
+            raise ValueError(f"image_size={self.image_size} with patch_size={self.patch_size} gives {self.n_patches} "
+                             f"patches; at most {MAX_SIZE} are allowed")
+        check_probability(self.dropout, "dropout")
+        check_number(self.norm_eps, "norm_eps", 0.0, low_open=True)
         if not isinstance(self.pre_norm, bool):
             raise TypeError(f"pre_norm must be a bool, got {self.pre_norm!r}")
 

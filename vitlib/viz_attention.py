@@ -98,8 +98,9 @@ def _check_maps(maps: dict, tokens) -> dict:
 
 
 def show_attention(maps: dict, tokens, layer=None, head=0, query=None, highlight=None):
-    """One layer/head of a sentence's self-attention: the full map (the query's row framed) and that query's
-    weights as bars. ``maps``: {layer name: (H, T, T)}; ``query``: token index (default: the last)."""
+    """One layer/head of a sentence's self-attention: the full map (the query's row framed) and, under it, that
+    query's weights as bars, key by key below the map's columns.
+    ``maps``: {layer name: (H, T, T)}; ``query``: token index (default: the last)."""
     import matplotlib.pyplot as plt
 
     maps = _check_maps(maps, tokens)
@@ -112,11 +113,21 @@ def show_attention(maps: dict, tokens, layer=None, head=0, query=None, highlight
     query = len(tokens) - 1 if query is None else query
     labels = [f"{i}:{t}" for i, t in enumerate(tokens)]
     w = maps[layer][head]  # (T, T)
-    size = min(6.0, max(4.0, 0.16 * len(tokens) + 1.5))
-    fig, (left, right) = plt.subplots(1, 2, figsize=(2.3 * size, size), gridspec_kw={"width_ratios": [1, 1.3]})
-    plot_attention(w, labels, labels, ax=left, title=f"{layer}, head {head}", highlight_row=query)
-    plot_query(w[query], labels, ax=right, highlight=highlight,
+    # At most 7.5 inches wide, so that a book page shows it unshrunk, with 0.15 inch per token and row: room
+    # for 8-point labels. The keys are labelled once, under the bars, which share the map's columns.
+    n = len(tokens)
+    width, map_height = min(7.5, max(4.0, 0.18 * n + 1.5)), max(2.0, 0.15 * n)
+    fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(width, map_height + 2.6),
+                                      gridspec_kw={"height_ratios": [map_height, 1.4]})
+    plot_attention(w, labels, labels, ax=top, title=f"{layer}, head {head}", highlight_row=query)
+    plot_query(w[query], labels, ax=bottom, highlight=highlight,
                title=f"query {query}:{tokens[query]!r} attends to ...")
+    top.set_xlabel("")
+    top.tick_params(labelbottom=False)
+    bottom.set_xlabel("key")
+    bottom.set_xlim(-0.5, n - 0.5)
+    for ax in (top, bottom):
+        ax.tick_params(labelsize=8)
     fig.tight_layout()
     return fig
 

@@ -21,15 +21,13 @@ from einops import rearrange
 from torch import nn
 
 from .attention import MultiHeadAttention
+from .checks import (check_divisible, check_id, check_int, check_like, check_number, check_one_of,
+                     check_positive_ints, check_token_ids, describe)
 from .contrastive import clip_loss, similarity
 from .data import IGNORE_INDEX
 from .transformer import Encoder, FeedForward, torch_stack_settings
-from .vision import CNNConfig, CNNEncoder, ViT, ViTConfig
+from .vision import CNNConfig, CNNEncoder, ViT, ViTConfig, check_images
 from .zoo import register_model
-
-
-def _describe(x) -> str:   # for error messages: "torch.int64 (2, 3)", or the type's name
-    return f"{x.dtype} {tuple(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__
 
 
 class FusionLayer(nn.Module):
@@ -56,12 +54,14 @@ class FusionEncoder(nn.Module):
     def __init__(self, d_model: int, n_heads: int, n_layers: int, d_context: int | None = None,
                  d_ff: int | None = None, activation: str = "gelu", norm_eps: float = 1e-5):
         super().__init__()
+        check_int(n_layers, "n_layers")
         self.d_model, self.d_context = d_model, d_model if d_context is None else d_context
         self.layers = nn.ModuleList(FusionLayer(d_model, n_heads, d_context, d_ff, activation, norm_eps)
                                     for _ in range(n_layers))
         self.norm = nn.LayerNorm(d_model, eps=norm_eps)
 
     def forward(self, text: torch.Tensor, image: torch.Tensor, attention_mask: torch.Tensor | None = None):
+        check_like(text, "text", self.norm.weight)   # the image tokens are checked by the cross-attention
         if text.dim() != 3 or text.shape[-1] != self.d_model:
             raise ValueError(f"text must have shape (batch, length, {self.d_model}), got {tuple(text.shape)}")
         if image.dim() != 3 or image.shape[-1] != self.d_context or image.shape[0] != text.shape[0]:
@@ -112,11 +112,13 @@ def sample_hard_negatives(sim: torch.Tensor, generator: torch.Generator | None =
     bool marks more pairs that are no negatives (e.g. equal captions). All-zero logits give uniform draws.
     Returns (negative text per image (B,), negative image per text (B,)), long."""
     if not isinstance(sim, torch.Tensor) or sim.dim() != 2 or sim.shape[0] != sim.shape[1] or len(sim) < 2:
-        raise ValueError(f"sim must be a square (batch, batch) tensor with batch >= 2, got {_describe(sim)}")
+        raise ValueError(f"sim must be a square (batch, batch) tensor with batch >= 2, got {describe(sim)}")
+    if not sim.is_floating_point() or not sim.isfinite().all():   # softmax would give NaN, multinomial fail deep
+        raise ValueError(f"sim must hold finite floating-point logits, got {describe(sim)} with NaN or inf")
     forbidden = torch.eye(len(sim), dtype=torch.bool, device=sim.device)   # the positives
     if exclude is not None:
-        if exclude.shape != sim.shape or exclude.dtype != torch.bool:
-            raise ValueError(f"exclude must be a bool tensor of shape {tuple(sim.shape)}, got {_describe(exclude)}")
+        if getattr(exclude, "shape", None) != sim.shape or exclude.dtype != torch.bool or exclude.device != sim.device:
+            raise ValueError(f"exclude must be a bool tensor of shape {tuple(sim.shape)}, got {describe(exclude)}")
         forbidden = forbidden | exclude
     if forbidden.all(dim=1).any() or forbidden.all(dim=0).any():
         raise ValueError("some image or text has no allowed negative in the batch (all pairs excluded)")
@@ -129,8 +131,14 @@ def sample_hard_negatives(sim: torch.Tensor, generator: torch.Generator | None =
 def itm_pairs(text_for_image: torch.Tensor, image_for_text: torch.Tensor):
     """The 3B (image, text, label) triples of ITM: B positives (i, i, 1), then (i, text_for_image[i], 0), then
     (image_for_text[j], j, 0). Returns (image index (3B,), text index (3B,), labels (3B,)), long."""
-    if text_for_image.dim() != 1 or text_for_image.shape != image_for_text.shape:
-        raise ValueError(f"need two (B,) indices, got {tuple(text_for_image.shape)}, {tuple(image_for_text.shape)}")
+    pair, B = (text_for_image, image_for_text), len(text_for_image)   # float indices would pass through silently
+    if not (all(isinstance(x, torch.Tensor) and x.dtype == torch.long and x.dim() == 1 for x in pair)
+            and pair[0].shape == pair[1].shape and pair[0].device == pair[1].device):
+        raise ValueError(f"need two LongTensors (B,) of indices on one device, got {describe(pair[0])}, "
+                         f"{describe(pair[1])}")
+    if B and ((both := torch.cat(pair)).min() < 0 or both.max() >= B):
+        raise ValueError(f"indices must be in [0, {B}) (the batch), got values in [{both.min().item()}, "
+                         f"{both.max().item()}]")
     i = torch.arange(len(text_for_image), device=text_for_image.device)
     labels = torch.cat([torch.ones_like(i), torch.zeros_like(i), torch.zeros_like(i)])
     return torch.cat([i, i, image_for_text]), torch.cat([i, text_for_image, i]), labels
@@ -144,14 +152,22 @@ def mask_tokens(input_ids: torch.Tensor, mask_id: int, vocab_size: int, mask_pro
     Draws, in order: u = rand(B, T) (chosen: u < mask_prob), r = rand(B, T), randint for the random ids.
     Returns (masked ids (B, T), labels (B, T): the original id where chosen, IGNORE_INDEX elsewhere)."""
     if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2 or input_ids.dtype != torch.long:
-        raise ValueError(f"input_ids must be a LongTensor (batch, length), got {_describe(input_ids)}")
-    if not 0.0 < mask_prob < 1.0:
-        raise ValueError(f"mask_prob must be in (0, 1), got {mask_prob!r}")
+        raise ValueError(f"input_ids must be a LongTensor (batch, length), got {describe(input_ids)}")
+    check_int(mask_id, "mask_id", minimum=0, maximum=None)   # a vocabulary's [MASK], or the id just past it
+    check_int(vocab_size, "vocab_size", maximum=None)
+    if input_ids.numel() and input_ids.min() < 0:
+        raise ValueError(f"input_ids must be token ids >= 0, got a minimum of {input_ids.min().item()}")
+    check_number(mask_prob, "mask_prob", 0.0, 1.0, low_open=True, high_open=True)
+    if not (isinstance(replace_probs, (tuple, list)) and len(replace_probs) == 2):
+        raise ValueError(f"replace_probs must be two numbers (p_mask, p_random), got {replace_probs!r}")
+    for j, p in enumerate(replace_probs):
+        check_number(p, f"replace_probs[{j}]", 0.0, 1.0)
     p_mask, p_random = replace_probs
-    if min(p_mask, p_random) < 0 or p_mask + p_random > 1:
+    if p_mask + p_random > 1:
         raise ValueError(f"replace_probs must be two numbers >= 0 adding up to at most 1, got {replace_probs!r}")
-    if maskable is not None and (maskable.shape != input_ids.shape or maskable.dtype != torch.bool):
-        raise ValueError(f"maskable must be a bool tensor of shape {tuple(input_ids.shape)}, got {_describe(maskable)}")
+    if maskable is not None and (getattr(maskable, "shape", None) != input_ids.shape or maskable.dtype != torch.bool
+                                 or maskable.device != input_ids.device):
+        raise ValueError(f"maskable must be a bool tensor of shape {tuple(input_ids.shape)}, got {describe(maskable)}")
     kw = dict(generator=generator, device=input_ids.device)
     chosen = (torch.rand(input_ids.shape, **kw) < mask_prob) & (True if maskable is None else maskable)  # (B, T)
     r = torch.rand(input_ids.shape, **kw)
@@ -183,15 +199,26 @@ class VLPConfig:
     mask_prob: float = 0.3
 
     def __post_init__(self):
-        self.cnn_channels = tuple(self.cnn_channels)
-        if self.image_encoder not in ("vit", "cnn"):
-            raise ValueError(f"image_encoder must be 'vit' or 'cnn', got {self.image_encoder!r}")
+        check_one_of(self.image_encoder, "image_encoder", ("vit", "cnn"))
         if self.image_encoder == "cnn":
+            self.cnn_channels = CNNConfig(channels=self.cnn_channels).channels   # checked, as a tuple
             self.vision_width = self.cnn_channels[-1]
-        if not 0.0 < self.mask_prob < 1.0:
-            raise ValueError(f"mask_prob must be in (0, 1), got {self.mask_prob!r}")
-        if self.text_width % self.n_heads:
-            raise ValueError(f"text_width={self.text_width} is not divisible by n_heads={self.n_heads}")
+        check_positive_ints(self, ["vocab_size", "max_len", "image_size", "patch_size", "vision_width", "vision_layers",
+                                   "text_width", "text_layers", "fusion_layers", "n_heads", "embed_dim"])
+        check_id(self.bos_id, "bos_id", self.vocab_size)
+        check_id(self.eos_id, "eos_id", self.vocab_size)
+        check_number(self.mask_prob, "mask_prob", 0.0, 1.0, low_open=True, high_open=True)
+        check_divisible(self.text_width, "text_width", self.n_heads, "n_heads")
+        if self.image_encoder == "vit":
+            self.vision_config()   # checks image_size % patch_size and vision_width % n_heads
+        elif self.image_size % (stride := 2 ** (len(self.cnn_channels) - 1)):   # each stage after the first halves
+            g, n = -(-self.image_size // stride), self.image_size // stride     # the CNN's grid; the cell positions
+            raise ValueError(f"image_size={self.image_size} is not divisible by {stride}, as {len(self.cnn_channels)} "
+                             f"CNN stages need: their {g}x{g} feature map would not fit {n}x{n} cell positions")
+
+    def vision_config(self) -> ViTConfig:
+        return ViTConfig(image_size=self.image_size, patch_size=self.patch_size, d_model=self.vision_width,
+                         n_layers=self.vision_layers, n_heads=self.n_heads)
 
 
 @register_model(config_cls=VLPConfig)
@@ -205,8 +232,7 @@ class VLPModel(nn.Module):
         c = self.config = config
         self.mask_id = c.vocab_size
         if c.image_encoder == "vit":
-            self.vision = ViT(ViTConfig(image_size=c.image_size, patch_size=c.patch_size, d_model=c.vision_width,
-                                        n_layers=c.vision_layers, n_heads=c.n_heads))
+            self.vision = ViT(c.vision_config())
         else:   # the feature map's cells become tokens: learned positions and a LayerNorm, as in a ViT
             self.vision = CNNEncoder(CNNConfig(channels=c.cnn_channels))
             n_cells = (c.image_size // 2 ** (len(c.cnn_channels) - 1)) ** 2   # each stage after the first halves H, W
@@ -225,6 +251,7 @@ class VLPModel(nn.Module):
 
     def encode_image(self, images: torch.Tensor):
         """images (B, 3, H, W) -> (ITC embedding (B, embed_dim), image tokens (B, S, vision_width))."""
+        check_images(images, 3, self.config.image_size)   # the CNN would take any size, and its grid might fit
         if self.config.image_encoder == "vit":
             pooled, tokens = self.vision(images, return_tokens=True)     # (B, D), (B, 1 + N, D)
         else:
@@ -247,17 +274,16 @@ class VLPModel(nn.Module):
         return similarity(self.encode_image(images)[0], self.encode_text(input_ids, attention_mask)[0]) * self.scale()
 
     def _check(self, images, input_ids, attention_mask) -> None:
-        if not isinstance(input_ids, torch.Tensor) or input_ids.dtype != torch.long or input_ids.dim() != 2:
-            raise ValueError(f"input_ids must be a LongTensor (batch, length), got {_describe(input_ids)}")
+        check_token_ids(input_ids, self.config.vocab_size, self.token_emb.weight.device)
         if not 0 < input_ids.shape[1] <= self.config.max_len:
             raise ValueError(f"text length must be in 1..{self.config.max_len} (max_len), got {input_ids.shape[1]}")
         if getattr(attention_mask, "dtype", None) != torch.bool or attention_mask.shape != input_ids.shape:
-            raise ValueError(f"attention_mask must be bool {tuple(input_ids.shape)}, got {_describe(attention_mask)}")
+            raise ValueError(f"attention_mask must be bool {tuple(input_ids.shape)}, got {describe(attention_mask)}")
         if not (input_ids[:, 0] == self.config.bos_id).all():
             raise ValueError(f"every text must start with <bos> (id {self.config.bos_id}): encoders read position 0")
         if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[0] != input_ids.shape[0]:
             raise ValueError(f"images must be (B, 3, H, W) with B = {input_ids.shape[0]} (one per text), got "
-                             f"{_describe(images)}")
+                             f"{describe(images)}")
 
     def losses(self, batch: dict, negatives: str = "hard", generator: torch.Generator | None = None) -> dict:
         """batch {"images" (B, 3, H, W), "input_ids" (B, T), "attention_mask" (B, T) bool} of matching pairs,
@@ -269,6 +295,8 @@ class VLPModel(nn.Module):
             raise ValueError(f"batch lacks {sorted(missing)}; it needs images, input_ids and attention_mask")
         images, ids, mask = batch["images"], batch["input_ids"], batch["attention_mask"]
         self._check(images, ids, mask)
+        if "image_ids" in batch and getattr(batch["image_ids"], "shape", None) != ids.shape[:1]:
+            raise ValueError(f"image_ids must be a tensor ({len(ids)},), got {describe(batch['image_ids'])}")
         c, (image_emb, image_tokens) = self.config, self.encode_image(images)   # (B, E), (B, S, Dv)
         text_emb, text_tokens = self.encode_text(ids, mask)            # (B, E), (B, T, Dt)
         itc = clip_loss(image_emb, text_emb, self.scale().log())

@@ -24,17 +24,43 @@ from __future__ import annotations
 import heapq
 import re
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
 
+from .tokenizer import ids_list, is_int
+
 __all__ = ["SPLIT", "BPETokenizer", "count_pairs", "merge", "course_text"]
 
 SPLIT = re.compile(r"""'(?:s|t|re|ve|m|ll|d)| ?[^\W\d_]+| ?\d+| ?(?:[^\s\w]|_)+|\s+(?!\S)|\s+""")
+# The longest token a list of merges may build. A learned token is a piece of its training text; merges that were
+# not learned can double a token's length each time ((97, 97), (256, 256), ...) and exhaust memory in ~30 merges.
+MAX_TOKEN_BYTES = 2**20
+
+
+def _sequence(ids, where: str):
+    """A list, tuple or 1-D tensor of ids as a list or tuple (a tensor's elements would hash by identity)."""
+    if isinstance(ids, torch.Tensor) and ids.dim() == 1:
+        return ids.tolist()
+    if not isinstance(ids, (list, tuple)):
+        raise TypeError(f"{where} expects a list, tuple or 1-D tensor of token ids, got {type(ids).__name__}")
+    return ids
+
+
+def _check_pair(pair, where: str) -> tuple[int, int]:
+    if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and all(is_int(i) for i in pair)):
+        raise ValueError(f"{where} must be a pair (a, b) of int token ids, got {pair!r}")
+    return tuple(pair)
 
 
 def count_pairs(ids, counts: Counter | None = None, weight: int = 1) -> Counter:
     """Count adjacent pairs: [1, 2, 3, 1, 2] -> {(1, 2): 2, (2, 3): 1, (3, 1): 1} (added to ``counts`` if given)."""
+    ids = _sequence(ids, "count_pairs")
+    if counts is not None and not isinstance(counts, Counter):
+        raise TypeError(f"counts must be None or a Counter, got {type(counts).__name__}")
+    if not is_int(weight):
+        raise TypeError(f"weight must be an int, got {weight!r}")
     counts = Counter() if counts is None else counts
     for pair in zip(ids, ids[1:]):
         counts[pair] += weight
@@ -46,6 +72,9 @@ def merge(ids, pair: tuple[int, int], new_id: int) -> list[int]:
 
     merge([5, 5, 5], (5, 5), 9) -> [9, 5]
     """
+    ids, pair = _sequence(ids, "merge"), _check_pair(pair, "pair")
+    if not is_int(new_id):
+        raise TypeError(f"new_id must be an int, got {new_id!r}")
     out, i = [], 0
     while i < len(ids):
         if i + 1 < len(ids) and ids[i] == pair[0] and ids[i + 1] == pair[1]:
@@ -75,14 +104,23 @@ class BPETokenizer:
     """
 
     def __init__(self, merges=()):
+        if isinstance(merges, (str, bytes)) or not isinstance(merges, Iterable):
+            raise TypeError(f"merges must be a list of (a, b) pairs of token ids, got {type(merges).__name__}")
         self.merges: list[tuple[int, int]] = []
         self.vocab: list[bytes] = [bytes([b]) for b in range(256)]
-        for a, b in merges:
+        self.ranks: dict[tuple[int, int], int] = {}
+        for a, b in (_check_pair(m, f"merge {r}") for r, m in enumerate(merges)):
+            r = len(self.merges)
             if not (0 <= a < len(self.vocab) and 0 <= b < len(self.vocab)):
-                raise ValueError(f"merge {len(self.merges)} = ({a}, {b}) refers to a token outside [0, {len(self.vocab)})")
+                raise ValueError(f"merge {r} = ({a}, {b}) refers to a token outside [0, {len(self.vocab)})")
+            if (a, b) in self.ranks:  # encode would only ever use the later one
+                raise ValueError(f"merge {r} = ({a}, {b}) repeats merge {self.ranks[a, b]}")
+            if len(self.vocab[a]) + len(self.vocab[b]) > MAX_TOKEN_BYTES:
+                raise ValueError(f"merge {r} = ({a}, {b}) builds a token of {len(self.vocab[a]) + len(self.vocab[b])} "
+                                 f"bytes, over the limit of {MAX_TOKEN_BYTES} (MAX_TOKEN_BYTES)")
+            self.ranks[a, b] = r
             self.merges.append((a, b))
             self.vocab.append(self.vocab[a] + self.vocab[b])
-        self.ranks = {pair: rank for rank, pair in enumerate(self.merges)}
         self._cache: dict[bytes, list[int]] = {}
 
     @property
@@ -98,6 +136,8 @@ class BPETokenizer:
     @staticmethod
     def split(text: str) -> list[str]:
         """Cut text into the pieces merges may not cross: "Hello, world!" -> ["Hello", ",", " world", "!"]."""
+        if not isinstance(text, str):
+            raise TypeError(f"split expects a str, got {type(text).__name__}")
         return SPLIT.findall(text)
 
     @classmethod
@@ -108,7 +148,7 @@ class BPETokenizer:
         """
         if not isinstance(text, str):
             raise TypeError(f"train expects a str, got {type(text).__name__}")
-        if not isinstance(vocab_size, int) or vocab_size < 256:
+        if not is_int(vocab_size) or vocab_size < 256:
             raise ValueError(f"vocab_size must be an int >= 256 (the byte alphabet), got {vocab_size!r}")
         word_freq = Counter(piece.encode("utf-8") for piece in cls.split(text))
         words = [list(w) for w in word_freq]           # each distinct piece as a list of token ids
@@ -164,11 +204,8 @@ class BPETokenizer:
 
     def decode(self, ids) -> str:
         """Token ids (list or 1-D tensor) -> text. Bytes that are not valid UTF-8 become "\ufffd"."""
-        if isinstance(ids, torch.Tensor):
-            if ids.dim() != 1:
-                raise ValueError(f"decode expects a 1-D sequence of ids, got shape {tuple(ids.shape)}")
-            ids = ids.tolist()
-        bad = [i for i in ids if not (isinstance(i, int) and 0 <= i < self.vocab_size)]
+        ids = ids_list(ids, "decode")
+        bad = [i for i in ids if not 0 <= i < self.vocab_size]
         if bad:
             raise ValueError(f"token ids must be ints in [0, {self.vocab_size}), got {bad[:5]}")
         return b"".join(self.vocab[i] for i in ids).decode("utf-8", errors="replace")

@@ -16,8 +16,10 @@ from __future__ import annotations
 import random
 import re
 from collections import Counter
+from collections.abc import Iterable
 
-from .render import COLORS, SHAPES, SIZES
+from .render import COLORS, SHAPES, SIZES, check_cell
+from .scene import Obj, check_pair, check_scene
 from .tokenizer import WordTokenizer
 
 POSITIONS = (("top left", "top", "top right"), ("left", "center", "right"), ("bottom left", "bottom", "bottom right"))
@@ -27,6 +29,9 @@ NUMBERS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight
 RELATIONS = ("to the left of", "to the right of", "above", "below")
 VERBS = ("draw", "paint", "place")
 DESCRIBE = ("describe the image.", "what do you see in the image?", "what is in this picture?")
+QUESTION_TYPES = ("color", "shape", "count", "position", "exists", "relation")
+_PAIRS = frozenset((c, s) for c in COLORS for s in SHAPES)
+DETAILS = ("full", "sized", "placed", "plain")
 
 # The vocabulary is append-only: shipped checkpoints depend on these ids.
 WORDS = (
@@ -45,27 +50,41 @@ def tokenizer() -> WordTokenizer:
 
 
 def position_name(position: tuple[int, int]) -> str:
-    row, col = position
+    row, col = check_cell(position)
     return POSITIONS[row][col]
 
 
 def loc(obj) -> str:
     """ "at the top left", "in the center", ... """
+    if not isinstance(obj, Obj):
+        raise TypeError(f"expected an Obj, got {type(obj).__name__}")
     name = position_name(obj.position)
     return f"{PREPOSITION[name]} the {name}"
 
 
+def _check_word(word, what: str) -> str:
+    if not isinstance(word, str):
+        raise TypeError(f"{what} must be a str, got {type(word).__name__}")
+    if not word:
+        raise ValueError(f"{what} must be a non-empty str, got ''")
+    return word
+
+
 def plural(shape: str) -> str:
-    return shape + ("es" if shape.endswith("s") else "s")
+    return _check_word(shape, "shape") + ("es" if shape.endswith("s") else "s")
 
 
 def article(word: str) -> str:
-    return "an" if word[0] in "aeiou" else "a"
+    return "an" if _check_word(word, "word")[0] in "aeiou" else "a"
 
 
 def noun_phrase(obj, detail: str = "full") -> str:
     """ "a small red circle at the top left" (full), "a small red circle" (sized), "a red circle at the top left"
     (placed) or "a red circle" (plain)."""
+    if not isinstance(obj, Obj):
+        raise TypeError(f"expected an Obj, got {type(obj).__name__}")
+    if detail not in DETAILS:
+        raise ValueError(f"unknown detail {detail!r}; allowed: {', '.join(DETAILS)}")
     words = ([obj.size] if detail in ("full", "sized") else []) + [obj.color, obj.shape]
     phrase = f"{article(words[0])} {' '.join(words)}"
     return f"{phrase} {loc(obj)}" if detail in ("full", "placed") else phrase
@@ -73,10 +92,22 @@ def noun_phrase(obj, detail: str = "full") -> str:
 
 def listing(phrases: list[str]) -> str:
     """ "x", "x and y", "x, y and z" """
+    if not isinstance(phrases, (list, tuple)) or not all(isinstance(x, str) for x in phrases):
+        raise TypeError(f"listing expects a list of phrases (str), got {phrases!r}")
+    if not phrases:
+        raise ValueError("listing expects at least one phrase, got an empty list")
     return phrases[0] if len(phrases) == 1 else ", ".join(phrases[:-1]) + " and " + phrases[-1]
 
 
+def _check(scene, rng) -> None:
+    """The checks every generator makes: a Scene of known names (never empty: a Scene has 1..9 objects), a Random."""
+    check_scene(scene)
+    if not isinstance(rng, random.Random):
+        raise TypeError(f"rng must be a random.Random, got {type(rng).__name__}")
+
+
 def caption(scene, rng: random.Random) -> str:
+    _check(scene, rng)
     objs = list(scene.objects)
     rng.shuffle(objs)
     template = rng.randrange(5)
@@ -95,12 +126,21 @@ def caption(scene, rng: random.Random) -> str:
 
 
 def instruction(scene, rng: random.Random) -> str:
+    _check(scene, rng)
     return f"{rng.choice(VERBS)} {listing([noun_phrase(o, 'full') for o in scene.objects])}"
 
 
 def questions(scene, rng: random.Random, allowed_pairs) -> list[tuple[str, str, str]]:
     """Balanced question/answer pairs about a scene. ``allowed_pairs``: the (colour, shape) pairs that may be
     asked about as absent (the world passes its training pairs, so held-out pairs never leak into questions)."""
+    _check(scene, rng)
+    if isinstance(allowed_pairs, str) or not isinstance(allowed_pairs, Iterable):
+        raise TypeError(f"allowed_pairs must be a list of (color, shape) pairs, got {allowed_pairs!r}")
+    allowed_pairs = [p if type(p) is tuple and p in _PAIRS else check_pair(p, where="allowed_pairs")
+                     for p in allowed_pairs]
+    if len(scene.pairs()) != len(scene):  # "where is the red circle?" would have two answers
+        raise ValueError(f"questions name objects by colour and shape, so each pair may appear once in a scene; got "
+                         f"{sorted((o.color, o.shape) for o in scene.objects)}")
     objs, pairs = scene.objects, scene.pairs()
     n_shape, n_color = Counter(o.shape for o in objs), Counter(o.color for o in objs)
     qa = []
@@ -139,6 +179,7 @@ def questions(scene, rng: random.Random, allowed_pairs) -> list[tuple[str, str, 
 
 def conversation(scene, rng: random.Random, allowed_pairs) -> list[dict[str, str]]:
     """A LLaVA-style chat: the user shows the image and asks for a description, then asks 1-3 questions."""
+    _check(scene, rng)
     turns = [{"role": "user", "content": f"<image> {rng.choice(DESCRIBE)}"},
              {"role": "assistant", "content": caption(scene, rng)}]
     qa = questions(scene, rng, allowed_pairs)
@@ -245,6 +286,8 @@ def parse_caption(text: str, strict: bool = True) -> set[tuple[str, str]]:
     """
     if not isinstance(text, str):
         raise TypeError(f"expected a str, got {type(text).__name__}")
+    if not isinstance(strict, bool):
+        raise TypeError(f"strict must be True or False, got {strict!r}")
     if strict:
         return _Parser(text).parse()
     return {(m.group(1), m.group(2)) for m in _MENTION.finditer(text.lower())}

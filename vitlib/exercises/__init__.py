@@ -4,12 +4,20 @@
 
 prints `✓ softmax: all 1 cases passed` and returns True, or names each failing case with its inputs,
 the expected and the received value and why they differ. A stub that still raises NotImplementedError
-gets a reminder, not a traceback. Each chapter's checkers live in `vitlib.exercises.chNN`.
+gets a reminder, not a traceback; a function that raises gets the case, the call and the error (and a hint
+when the checker recognises the mistake). A case may list the answers of common mistakes
+(`Case(mistakes={"forgot the 1/sqrt(d_k)": ...})`) so that feedback names the mistake, not only the difference.
+Each chapter's checkers live in `vitlib.exercises.chNN`.
+
+Comparisons check the type before the value and never ask the student's object whether it is equal: a tensor
+must be a tensor of the expected shape and dtype, an int an int (not a bool), a float a number within tolerance.
 """
 
 from __future__ import annotations
 
 import copy
+import dis
+import functools
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -17,17 +25,22 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-__all__ = ["Case", "check", "mismatch", "short_repr"]
+__all__ = ["Case", "check", "function_name", "hint_on_error", "kind", "mismatch", "short_repr", "type_name"]
 
 
 @dataclass
 class Case:
-    """One test case: call `fn(*args, **kwargs)` and expect `expected`; `label` names it in the feedback."""
+    """One test case: call `fn(*args, **kwargs)` and expect `expected`; `label` names it in the feedback.
+
+    `mistakes` maps a description of a common mistake to the answer that mistake gives on this case;
+    a failing answer equal to one of them is told which mistake it looks like.
+    """
 
     args: tuple = ()
     kwargs: dict = field(default_factory=dict)
     expected: object = None
     label: str | None = None
+    mistakes: dict = field(default_factory=dict)
 
 
 def short_repr(x, limit: int = 80) -> str:
@@ -36,53 +49,138 @@ def short_repr(x, limit: int = 80) -> str:
         return f"tensor(shape={tuple(x.shape)}, dtype={str(x.dtype).removeprefix('torch.')})"
     if isinstance(x, np.ndarray) and x.size > 8:
         return f"array(shape={x.shape}, dtype={x.dtype})"
-    text = " ".join(repr(x).split())  # tensors print over several lines
+    try:
+        text = " ".join(repr(x).split())  # tensors print over several lines
+    except Exception as err:  # a student's object whose __repr__ fails
+        return f"<{type_name(x)} whose repr raised {type(err).__name__}>"
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _array_mismatch(got, expected, rtol: float, atol: float) -> str | None:
-    """Compare two tensors (numpy arrays arrive converted): shape first, then values."""
+def type_name(x) -> str:
+    """`int`, `torch.Tensor`, `numpy.ndarray`, `Liar`: the type a student's value has, as they would write it."""
+    t = type(x)
+    root = t.__module__.split(".")[0]
+    return f"{root}.{t.__qualname__}" if root in ("torch", "numpy") else t.__qualname__
+
+
+def kind(x) -> str:
+    """The type of x with its article: 'an int', 'a torch.Tensor'."""
+    name = type_name(x)
+    return ("an " if name[0].lower() in "aeiou" else "a ") + name
+
+
+def function_name(fn, default: str = "your function") -> str:
+    """The name a student gave their function (through functools.wraps wrappers and partials); `default` for a
+    lambda or a nameless callable."""
+    fn = _unwrap(fn)
+    name = getattr(fn, "__name__", None)
+    return name if isinstance(name, str) and name.isidentifier() else default
+
+
+def _unwrap(fn):
+    for _ in range(20):  # a chain of wrappers, never a cycle
+        inner = fn.func if isinstance(fn, functools.partial) else getattr(fn, "__wrapped__", None)
+        if inner is None:
+            return fn
+        fn = inner
+    return fn
+
+
+def hint_on_error(hints: dict[str, str]) -> Callable[[Exception], str | None]:
+    """An `explain` for `check`: the hint whose key appears in the error's message (the first that does)."""
+    def explain(err: Exception) -> str | None:
+        text = str(err)
+        return next((hint for key, hint in hints.items() if key in text), None)
+    return explain
+
+
+def _tensor_mismatch(got: torch.Tensor, expected: torch.Tensor, rtol: float, atol: float) -> str | None:
+    """Compare two tensors: shape and dtype first, then values."""
+    problems = []
     if tuple(got.shape) != tuple(expected.shape):
-        return f"shape mismatch: expected shape {tuple(expected.shape)}, got {tuple(got.shape)}"
-    if expected.is_floating_point() or got.is_floating_point():
-        g, e = got.detach().cpu().double(), expected.detach().cpu().double()
+        problems.append(f"shape mismatch: expected shape {tuple(expected.shape)}, got {tuple(got.shape)}")
+    if got.dtype != expected.dtype:
+        problems.append(f"dtype mismatch: expected {expected.dtype}, got {got.dtype}")
+    if problems:
+        return "; ".join(problems)
+    g, e = got.detach().cpu(), expected.detach().cpu()
+    if expected.is_floating_point() or expected.is_complex():
+        wide = torch.complex128 if expected.is_complex() else torch.float64
+        g, e = g.to(wide), e.to(wide)
         if torch.allclose(g, e, rtol=rtol, atol=atol, equal_nan=True):
             return None
         diff = (g - e).abs().nan_to_num(nan=math.inf)
         where = tuple(int(i) for i in np.unravel_index(int(diff.argmax()), diff.shape))
         return f"values differ: largest difference {diff.max().item():.3g} at index {where}"
-    if torch.equal(got.cpu(), expected.cpu()):
+    if torch.equal(g, e):
         return None
-    where = tuple(int(i) for i in (got.cpu() != expected.cpu()).nonzero()[0])
+    where = tuple(int(i) for i in (g != e).nonzero()[0])
     return f"values differ: first difference at index {where}"
 
 
-def mismatch(got, expected, rtol: float = 1e-5, atol: float = 1e-6) -> str | None:
-    """Why `got` is not `expected` (None when they agree).
+def _number(got) -> tuple[float | None, str | None]:
+    """got as a float when it is a number (a 0-d tensor or numpy scalar will do), else why not."""
+    if isinstance(got, (bool, np.bool_)):
+        return None, f"expected a float, got a bool ({got})"
+    if isinstance(got, (int, float, np.integer, np.floating)):
+        return float(got), None
+    if isinstance(got, (torch.Tensor, np.ndarray)):
+        if got.ndim != 0:
+            return None, (f"expected a float (a 0-d tensor will do), got {kind(got)} of shape {tuple(got.shape)}"
+                          " — reduce it to one number")
+        real = got.dtype != torch.bool and not got.is_complex() if isinstance(got, torch.Tensor) else \
+            got.dtype.kind in "iuf"
+        if not real:
+            return None, f"expected a float, got {kind(got)} of dtype {got.dtype}"
+        return float(got.item()), None
+    return None, f"expected a float, got {kind(got)}"
 
-    Tensors and numpy arrays: same shape and allclose; floats: within tolerance;
-    tuples, lists and dicts: item by item; anything else: ==.
+
+def mismatch(got, expected, rtol: float = 1e-5, atol: float = 1e-6) -> str | None:
+    """Why `got` is not `expected` (None when they agree). The type is checked first, and `got`'s own `==`
+    is never trusted.
+
+    Tensors: a tensor of the same shape, dtype and (allclose) values; numpy arrays likewise; floats: a number
+    within tolerance; ints: an int (numpy's will do, a bool will not) of the same value; str, bool: that type;
+    tuples and lists (either), dicts: item by item; anything else: the same type and `expected == got`.
     """
     if expected is not None and got is None:
         return "got None: did the function forget to `return` its result?"
-    if isinstance(expected, np.ndarray):  # compare arrays as tensors; numpy scalars are numbers below
-        expected = torch.tensor(expected)
-        got = torch.tensor(got) if isinstance(got, np.ndarray) else got
     if isinstance(expected, torch.Tensor):
         if not isinstance(got, torch.Tensor):
-            return f"expected a tensor of shape {tuple(expected.shape)}, got a {type(got).__name__}"
-        return _array_mismatch(got, expected, rtol, atol)
-    if isinstance(expected, float) and not isinstance(got, bool):
-        try:  # a 0-d tensor or numpy scalar is as good as a float here
-            value = float(got)
-        except (TypeError, ValueError):
-            return f"expected a number, got a {type(got).__name__}"
+            return (f"expected a torch.Tensor of shape {tuple(expected.shape)} and dtype {expected.dtype}, "
+                    f"got {kind(got)}")
+        return _tensor_mismatch(got, expected, rtol, atol)
+    if isinstance(expected, np.ndarray):
+        if not isinstance(got, np.ndarray):
+            return f"expected a numpy.ndarray of shape {expected.shape} and dtype {expected.dtype}, got {kind(got)}"
+        if got.dtype != expected.dtype:
+            return f"dtype mismatch: expected {expected.dtype}, got {got.dtype}"
+        return _tensor_mismatch(torch.as_tensor(got), torch.as_tensor(expected), rtol, atol)
+    if isinstance(expected, (bool, np.bool_)):
+        if not isinstance(got, (bool, np.bool_)):
+            return f"expected a bool, got {kind(got)}"
+        return None if bool(got) == bool(expected) else "values differ"
+    if isinstance(expected, (int, np.integer)):
+        if isinstance(got, (bool, np.bool_)) or not isinstance(got, (int, np.integer)):
+            hint = " (use // for a whole number)" if isinstance(got, float) else \
+                " (use .item() for a Python number)" if isinstance(got, torch.Tensor) else ""
+            return f"expected an int, got {kind(got)}{hint}"
+        return None if int(got) == int(expected) else f"values differ by {int(got) - int(expected)}"
+    if isinstance(expected, (float, np.floating)):
+        value, why = _number(got)
+        if why is not None:
+            return why
         if math.isclose(value, expected, rel_tol=rtol, abs_tol=atol) or (math.isnan(value) and math.isnan(expected)):
             return None
         return f"numbers differ by {abs(value - expected):.3g}"
+    if isinstance(expected, str):
+        if not isinstance(got, str):
+            return f"expected a str, got {kind(got)}"
+        return None if str.__str__(got) == expected else "values differ"
     if isinstance(expected, (tuple, list)):
         if not isinstance(got, (tuple, list)):
-            return f"expected a {type(expected).__name__} of {len(expected)} items, got a {type(got).__name__}"
+            return f"expected {kind(expected)} of {len(expected)} items, got {kind(got)}"
         if len(got) != len(expected):
             return f"expected {len(expected)} items, got {len(got)}"
         for i, (g, e) in enumerate(zip(got, expected)):
@@ -91,7 +189,7 @@ def mismatch(got, expected, rtol: float = 1e-5, atol: float = 1e-6) -> str | Non
         return None
     if isinstance(expected, dict):
         if not isinstance(got, dict):
-            return f"expected a dict, got a {type(got).__name__}"
+            return f"expected a dict, got {kind(got)}"
         if set(got) != set(expected):
             return f"keys differ: missing {sorted(map(str, set(expected) - set(got)))}, " \
                    f"unexpected {sorted(map(str, set(got) - set(expected)))}"
@@ -99,10 +197,11 @@ def mismatch(got, expected, rtol: float = 1e-5, atol: float = 1e-6) -> str | Non
             if (why := mismatch(got[k], expected[k], rtol, atol)) is not None:
                 return f"key {k!r}: {why}"
         return None
-    try:
-        return None if bool(got == expected) else "values differ"
-    except (RuntimeError, ValueError, TypeError):  # e.g. a tensor compared with a number
-        return f"cannot compare a {type(got).__name__} with the expected {type(expected).__name__}"
+    if expected is None:
+        return None if got is None else f"expected None, got {kind(got)}"
+    if type(got) is not type(expected):
+        return f"expected {kind(expected)}, got {kind(got)}"
+    return None if bool(expected == got) else "values differ"  # both are the checker's type: its == is trusted
 
 
 def _as_case(item, i: int) -> Case:
@@ -128,25 +227,62 @@ def _run_compare(compare: Callable, got, expected) -> str | None:
     return None if ok is None or bool(ok) else "custom comparison failed"
 
 
+def _differs(got, expected, compare: Callable | None) -> str | None:
+    """Why got is not expected; a comparison that itself fails on a strange answer says so instead of raising."""
+    try:
+        return mismatch(got, expected) if compare is None else _run_compare(compare, got, expected)
+    except Exception as err:
+        return (f"could not be compared with the expected {type_name(expected)} "
+                f"({type(err).__name__}: {' '.join(str(err).split())})")
+
+
+def _named_mistake(got, case: Case, compare: Callable | None) -> str | None:
+    for what, wrong in case.mistakes.items():
+        try:
+            if (mismatch(got, wrong) if compare is None else _run_compare(compare, got, wrong)) is None:
+                return what
+        except Exception:  # this answer is not that mistake
+            continue
+    return None
+
+
+def _is_stub(err: NotImplementedError, fn) -> bool:
+    """Did the student's own code raise it (a stub), rather than a library inside it (a module without a forward,
+    an op a device lacks)? A stub's error comes from a `raise` statement in the student's file."""
+    code = getattr(_unwrap(fn), "__code__", None)
+    tb = err.__traceback__
+    if code is None or tb is None:
+        return True
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    frame_code = tb.tb_frame.f_code
+    if frame_code.co_filename != code.co_filename:
+        return False
+    return 0 <= tb.tb_lasti < len(frame_code.co_code) and frame_code.co_code[tb.tb_lasti] == dis.opmap["RAISE_VARARGS"]
+
+
 def check(
     fn: Callable,
     cases: Iterable[Case | tuple],
     *,
     name: str | None = None,
     compare: Callable | None = None,
+    explain: Callable[[Exception], str | None] | None = None,
     show: int = 5,
 ) -> bool:
     """Run `fn` on every case, print feedback (details of the first `show` failures) and return True if all pass.
 
+    `name` names the function in the feedback (by default its own name, see `function_name`).
     `compare(got, expected)` replaces the default `mismatch`-based equality; it returns a bool or
-    raises AssertionError with a message.
+    raises AssertionError with a message. `explain(error)` returns a hint for an exception the
+    checker recognises (e.g. a shape error from concatenating along the wrong dimension), or None.
     """
     if not callable(fn):
         raise TypeError(f"check expects the function to test, got {short_repr(fn)}")
     cases = [_as_case(c, i) for i, c in enumerate(cases, start=1)]
     if not cases:
         raise ValueError("check needs at least one case, got none")
-    name = name or getattr(fn, "__name__", "your function")
+    name = name or function_name(fn)
     failures: list[str] = []
     for i, case in enumerate(cases, start=1):
         header = f"case {i}" + (f" ({case.label})" if case.label else "") + f": {_call_text(name, case)}"
@@ -156,16 +292,23 @@ def check(
             args, kwargs = case.args, case.kwargs
         try:
             got = fn(*args, **kwargs)
-        except NotImplementedError:
-            print(f"✗ {name}: not implemented yet — replace its `raise NotImplementedError`")
-            return False
         except Exception as err:
-            failures.append(f"{header}\n    raised {type(err).__name__}: {err}")
+            if isinstance(err, NotImplementedError) and _is_stub(err, fn):
+                print(f"✗ {name}: not implemented yet — replace its `raise NotImplementedError`")
+                return False
+            text = f"{header}\n    raised {type(err).__name__}: {' '.join(str(err).split())}"
+            try:
+                hint = explain(err) if explain is not None else None
+            except Exception:
+                hint = None
+            failures.append(text + (f"\n    hint: {hint}" if hint else ""))
             continue
-        why = mismatch(got, case.expected) if compare is None else _run_compare(compare, got, case.expected)
+        why = _differs(got, case.expected, compare)
         if why is not None:
-            failures.append(f"{header}\n    expected: {short_repr(case.expected)}\n"
-                            f"    got:      {short_repr(got)}\n    {why}")
+            text = f"{header}\n    expected: {short_repr(case.expected)}\n    got:      {short_repr(got)}\n    {why}"
+            if (what := _named_mistake(got, case, compare)) is not None:
+                text += f"\n    likely mistake: {what}"
+            failures.append(text)
     if not failures:
         print(f"✓ {name}: all {len(cases)} cases passed")
         return True

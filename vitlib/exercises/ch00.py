@@ -6,11 +6,12 @@ from __future__ import annotations
 import random
 
 import numpy as np
+import torch
 
 from ..data import ShapesWorld, to_tensor
 from ..data.render import BACKGROUND
 from ..data.language import plural
-from . import Case, check, mismatch
+from . import Case, check, function_name
 
 
 def _scenes(n: int, seed: int = 7):
@@ -26,27 +27,33 @@ def check_count_shape(count_shape) -> bool:
     for i, s in enumerate(scenes):
         shape = s.objects[0].shape if i % 2 == 0 else rng.choice(world.shapes)
         cases.append(Case(args=(s, shape), expected=sum(o.shape == shape for o in s.objects),
-                          label=f"{plural(shape)} in {[f'{o.color} {o.shape}' for o in s.objects]}"))
-    return check(count_shape, cases, name="count_shape")
+                          label=f"{plural(shape)} in {[f'{o.color} {o.shape}' for o in s.objects]}",
+                          mistakes={"counted every object, whatever its shape": len(s.objects)}))
+    return check(count_shape, cases, name=function_name(count_shape, "count_shape"))
 
 
 def check_images_to_tensor(images_to_tensor) -> bool:
     """``images_to_tensor(images) -> tensor``: uint8 (N, H, W, 3) -> float32 (N, 3, H, W) in [0, 1]."""
-    cases = []
+    batches = []
     for n, size in ((1, 8), (4, 32), (3, 17)):
         world = ShapesWorld(image_size=size, seed=n)
-        images = world.render_batch(world.scenes(n))
-        cases.append(Case(args=(images,), expected=to_tensor(images), label=f"{n} images of {size}x{size}"))
+        batches.append((world.render_batch(world.scenes(n)), f"{n} images of {size}x{size}"))
+    batches.append((np.full((2, 5, 5, 3), 255, np.uint8), "white images must become 1.0"))
+    cases = []
+    for images, label in batches:
+        x = to_tensor(images)                                                 # (N, 3, H, W) float32
+        cases.append(Case(args=(images,), expected=x, label=label, mistakes={
+            "channels last: permute (N, H, W, 3) to (N, 3, H, W)": x.permute(0, 2, 3, 1),
+            "values still in 0..255: divide by 255": x * 255,
+            "still uint8: convert with .float() before dividing by 255": torch.from_numpy(images).permute(0, 3, 1, 2)}))
+    return check(images_to_tensor, cases, name=function_name(images_to_tensor, "images_to_tensor"))
 
-    def same(got, expected):
-        if getattr(got, "dtype", None) != expected.dtype:
-            raise AssertionError(f"expected dtype {expected.dtype}, got {getattr(got, 'dtype', type(got).__name__)}")
-        problem = mismatch(got, expected)
-        if problem:
-            raise AssertionError(problem)
-    cases.append(Case(args=(np.full((2, 5, 5, 3), 255, np.uint8),), expected=to_tensor(np.full((2, 5, 5, 3), 255, np.uint8)),
-                      label="white images must become 1.0"))
-    return check(images_to_tensor, cases, name="images_to_tensor", compare=same)
+
+def _nearest(pixel, colors: dict, background: bool = True) -> str:
+    """The palette name nearest to an RGB pixel (or "background")."""
+    names = list(colors) + ["background"] * background
+    table = np.array(list(colors.values()) + [BACKGROUND] * background, float)   # (C [+ 1], 3)
+    return names[int(np.argmin(((table - np.asarray(pixel, float)) ** 2).sum(1)))]
 
 
 def check_color_at(color_at) -> bool:
@@ -58,10 +65,15 @@ def check_color_at(color_at) -> bool:
         image = world.render(s)
         for o in s.objects:
             x, y = (int(v) for v in world.center(o))
-            cases.append(Case(args=(image, x, y, world.colors), expected=o.color, label=f"centre of the {o.color} {o.shape}"))
-        cases.append(Case(args=(image, 0, 0, world.colors), expected="background", label="the top-left corner"))
+            cases.append(Case(args=(image, x, y, world.colors), expected=o.color,
+                              label=f"centre of the {o.color} {o.shape}",
+                              mistakes={"read image[x, y]: rows are y, so the pixel is image[y, x]":
+                                        _nearest(image[x, y], world.colors)}))
+        cases.append(Case(args=(image, 0, 0, world.colors), expected="background", label="the top-left corner",
+                          mistakes={"never answers 'background': compare the pixel with BACKGROUND too":
+                                    _nearest(image[0, 0], world.colors, background=False)}))
     assert tuple(world.render(scenes[0])[0, 0]) == BACKGROUND
-    return check(color_at, cases, name="color_at")
+    return check(color_at, cases, name=function_name(color_at, "color_at"))
 
 
 def check_partner_rate(partner_rate) -> bool:
@@ -72,5 +84,9 @@ def check_partner_rate(partner_rate) -> bool:
         scenes = world.scenes(3000)
         t, p = ("red", "circle"), ("blue", "square")
         cases.append(Case(args=(scenes, t, p), expected=world.cooccurrence(scenes, t, p)["p_partner_given_trigger"],
-                          label=f"3000 scenes, bias={bias}"))
-    return check(partner_rate, cases, name="partner_rate")
+                          label=f"3000 scenes, bias={bias}", mistakes={
+                              "P(partner) over all scenes: count only the scenes that hold the trigger":
+                                  float(np.mean([p in s.pairs() for s in scenes])),
+                              "P(trigger | partner): condition on the trigger, not on the partner":
+                                  world.cooccurrence(scenes, p, t)["p_partner_given_trigger"]}))
+    return check(partner_rate, cases, name=function_name(partner_rate, "partner_rate"))

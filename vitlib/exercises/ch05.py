@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from ..contrastive import clip_loss, hinge_loss, recall_at_k, similarity
-from . import Case, check
+from . import Case, check, function_name
 
 
 def _embeddings(n: int, d: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -18,14 +18,26 @@ def _embeddings(n: int, d: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     return v, t
 
 
+def _infonce_directions(s: torch.Tensor, tau: float) -> tuple[float, float]:
+    """Cross-entropy of rows (image -> text) and of columns (text -> image) of s / tau, pairs on the diagonal."""
+    targets = torch.arange(len(s))
+    return F.cross_entropy(s / tau, targets).item(), F.cross_entropy(s.T / tau, targets).item()
+
+
 def check_info_nce(info_nce) -> bool:
     """``info_nce(s, tau)``: the symmetric InfoNCE of a cosine-similarity matrix s (N, N), pairs on the diagonal."""
     cases = []
     for i, (n, tau) in enumerate(((2, 1.0), (4, 0.07), (8, 0.5), (16, 0.01))):
         v, t = _embeddings(n, 8, i)
-        expected = clip_loss(v, t, torch.tensor(1 / tau).log()).item()
-        cases.append(Case(args=(similarity(v, t), tau), expected=expected, label=f"N={n}, tau={tau}"))
-    return check(info_nce, cases, name="info_nce")
+        s = similarity(v, t)                                                      # (N, N)
+        rows, cols = _infonce_directions(s, tau)
+        cases.append(Case(args=(s, tau), expected=clip_loss(v, t, torch.tensor(1 / tau).log()).item(),
+                          label=f"N={n}, tau={tau}", mistakes={
+                              "one direction only: average image->text (rows) and text->image (columns)": rows,
+                              "summed the two directions: InfoNCE is their mean": rows + cols,
+                              "multiplied by tau: the logits are s / tau": sum(_infonce_directions(s * tau, 1.0)) / 2,
+                              "forgot the temperature: the logits are s / tau": sum(_infonce_directions(s, 1.0)) / 2}))
+    return check(info_nce, cases, name=function_name(info_nce, "info_nce"))
 
 
 def check_match_probabilities(match_probabilities) -> bool:
@@ -34,20 +46,29 @@ def check_match_probabilities(match_probabilities) -> bool:
     for i, (n, tau) in enumerate(((3, 1.0), (5, 0.07), (5, 10.0), (4, 0.001))):
         v, t = _embeddings(n, 8, 10 + i)
         s = similarity(v, t)
-        cases.append(Case(args=(s, tau), expected=F.softmax(s / tau, dim=1), label=f"N={n}, tau={tau}"))
-    return check(match_probabilities, cases, name="match_probabilities")
+        cases.append(Case(args=(s, tau), expected=F.softmax(s / tau, dim=1), label=f"N={n}, tau={tau}", mistakes={
+            "softmax over the columns (dim=0): each row, one image, must sum to 1": F.softmax(s / tau, dim=0),
+            "forgot the temperature: softmax(s / tau)": F.softmax(s, dim=1),
+            "softmax over the whole matrix: normalise each row on its own":
+                F.softmax((s / tau).flatten(), dim=0).reshape(s.shape)}))
+    return check(match_probabilities, cases, name=function_name(match_probabilities, "match_probabilities"))
 
 
 def check_recall_at_k(recall) -> bool:
     """``recall(s, k)``: the share of rows i whose column i is among the k largest entries of row i (a float)."""
-    cases = []
+    inputs = []
     for i, (q, k) in enumerate(((4, 1), (6, 2), (10, 3), (10, 10), (7, 1))):
         v, t = _embeddings(q, 4, 20 + i)
-        s = similarity(v, t)
-        cases.append(Case(args=(s, k), expected=recall_at_k(s, k), label=f"{q} queries, k={k}"))
-    s = torch.tensor([[0.9, 0.1, 0.0], [0.8, 0.7, 0.0], [0.1, 0.2, 0.3]])
-    cases.append(Case(args=(s, 1), expected=2 / 3, label="rows are queries: row 1 ranks column 0 first"))
-    return check(recall, cases, name="recall")
+        inputs.append((similarity(v, t), k, f"{q} queries, k={k}"))
+    inputs.append((torch.tensor([[0.9, 0.1, 0.0], [0.8, 0.7, 0.0], [0.1, 0.2, 0.3]]), 1,
+                   "rows are queries: row 1 ranks column 0 first"))
+    cases = []
+    for s, k, label in inputs:
+        mistakes = {"columns as queries: each row is a query, its target the diagonal entry": recall_at_k(s.T, k)}
+        if k > 1:
+            mistakes["off by one: the top k includes the k-th largest (top k - 1 counted)"] = recall_at_k(s, k - 1)
+        cases.append(Case(args=(s, k), expected=recall_at_k(s, k), label=label, mistakes=mistakes))
+    return check(recall, cases, name=function_name(recall, "recall"))
 
 
 def check_hinge_from_similarity(hinge) -> bool:
@@ -55,5 +76,12 @@ def check_hinge_from_similarity(hinge) -> bool:
     cases = []
     for i, (n, m) in enumerate(((2, 0.0), (4, 0.2), (6, 0.5), (8, 1.0))):
         v, t = _embeddings(n, 8, 30 + i)
-        cases.append(Case(args=(similarity(v, t), m), expected=hinge_loss(v, t, m).item(), label=f"N={n}, margin={m}"))
-    return check(hinge, cases, name="hinge")
+        s = similarity(v, t)
+        positive, off = s.diag()[:, None], ~torch.eye(n, dtype=torch.bool)             # (N, 1), (N, N)
+        rows = (m - positive + s).clamp(min=0)[off].sum().item() / n                     # image -> text
+        cols = (m - positive + s.T).clamp(min=0)[off].sum().item() / n                   # text -> image
+        cases.append(Case(args=(s, m), expected=hinge_loss(v, t, m).item(), label=f"N={n}, margin={m}", mistakes={
+            "the mean of the two directions: the loss sums them": (rows + cols) / 2,
+            "one direction only: add the text -> image terms (s_ji)": rows,
+            "counted j = i: the pair's own terms add 2 x margin; sum over j != i only": rows + cols + 2 * max(m, 0.0)}))
+    return check(hinge, cases, name=function_name(hinge, "hinge"))

@@ -179,9 +179,10 @@ class SampleProcessor:
         self.generator, self.temperature = generator, temperature
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        probs = (scores.float() / self.temperature).softmax(dim=-1).cpu()                  # (B, V)
-        drawn = torch.multinomial(probs, 1, generator=self.generator).to(scores.device)    # (B, 1)
-        return torch.full_like(scores, float("-inf")).scatter(1, drawn, 0.0)
+        probs = (scores.float() / self.temperature).softmax(dim=-1).cpu()  # (B, V)
+        drawn = torch.multinomial(probs, 1, generator=self.generator)      # (B, 1)
+        only_drawn = torch.full_like(scores, float("-inf"))                 # (B, V)
+        return only_drawn.scatter(1, drawn.to(scores.device), 0.0)
 
 
 def sample_captions(model: GPT, n: int, seed: int = 0, temperature: float = 1.0) -> list[str]:
