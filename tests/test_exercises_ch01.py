@@ -1,7 +1,9 @@
-"""Chapter 01's checkers accept a right answer and reject wrong ones (so a student's feedback can be trusted)."""
+"""Chapter 01's checkers accept a right answer and reject wrong ones, naming the usual mistakes (so a student's
+feedback can be trusted). The stub, crash and wrong-type checks for every chapter are in test_exercises.py."""
 
 import math
 
+import pytest
 import torch
 
 from vitlib.exercises import ch01
@@ -49,35 +51,40 @@ def rotate_pair(x, y, m, theta):
     return x * math.cos(a) - y * math.sin(a), x * math.sin(a) + y * math.cos(a)
 
 
+SOLUTIONS = {ch01.check_merge: merge, ch01.check_sinusoidal_shift: shift_matrix,
+             ch01.check_caption_perplexity: caption_perplexity, ch01.check_rotate_pair: rotate_pair}
+
+
 def test_checkers_accept_correct_solutions():
-    assert ch01.check_merge(merge)
-    assert ch01.check_sinusoidal_shift(shift_matrix)
-    assert ch01.check_caption_perplexity(caption_perplexity)
+    for checker, solution in SOLUTIONS.items():
+        assert checker(solution), checker.__name__
     assert ch01.check_caption_perplexity(   # a 0-d tensor is as good as a float
         lambda lp, ids: (-lp[torch.tensor(ids[:-1]), torch.tensor(ids[1:])]).mean().exp())
-    assert ch01.check_rotate_pair(rotate_pair)
+    assert ch01.check_rotate_pair(lambda x, y, m, theta: list(rotate_pair(x, y, m, theta)))  # a list will do
 
 
-def test_checkers_reject_wrong_solutions(capsys):
-    assert not ch01.check_merge(merge_first_only)
-    assert not ch01.check_merge(merge_right_to_left)
-    assert not ch01.check_merge(lambda ids, pair, new_id: tuple(merge(ids, pair, new_id)))
-    assert not ch01.check_sinusoidal_shift(lambda k, d: shift_matrix(k, d).T)          # rotates the wrong way
-    assert not ch01.check_sinusoidal_shift(lambda k, d: shift_matrix(1, d))             # forgets k
-    assert not ch01.check_caption_perplexity(lambda lp, ids: caption_perplexity(lp.T, ids))   # p(a | b)
-    assert not ch01.check_caption_perplexity(lambda lp, ids: math.exp(-sum(lp[a, b].item() for a, b in
-                                                                            zip(ids, ids[1:]))))  # sum, not mean
-    assert not ch01.check_rotate_pair(lambda x, y, m, theta: rotate_pair(x, y, 1, theta))  # forgets the position
-    assert not ch01.check_rotate_pair(lambda x, y, m, theta: rotate_pair(x, y, -m, theta))  # clockwise
-    out = capsys.readouterr().out
-    assert "three in a row" in out and "M @ PE[t] misses PE[t + k]" in out
+WRONG = [  # (checker, wrong answer, what its feedback must say)
+    (ch01.check_merge, merge_first_only, "likely mistake: merged only the first occurrence"),
+    (ch01.check_merge, merge_right_to_left, "three in a row"),
+    (ch01.check_merge, merge_right_to_left, "likely mistake: merged right to left"),
+    (ch01.check_merge, lambda ids, pair, new_id: tuple(merge(ids, pair, new_id)),
+     "expected a list of ids, got a tuple"),
+    (ch01.check_sinusoidal_shift, lambda k, d: shift_matrix(k, d).T, "likely mistake: M is transposed"),
+    (ch01.check_sinusoidal_shift, lambda k, d: shift_matrix(k, d).T, "M @ PE[t] misses PE[t + k]"),
+    (ch01.check_sinusoidal_shift, lambda k, d: shift_matrix(1, d), "likely mistake: forgot k"),
+    (ch01.check_caption_perplexity, lambda lp, ids: caption_perplexity(lp.T, ids),
+     "likely mistake: read log p(a | b)"),
+    (ch01.check_caption_perplexity, lambda lp, ids: math.exp(-sum(lp[a, b].item() for a, b in zip(ids, ids[1:]))),
+     "likely mistake: exp of the sum"),
+    (ch01.check_caption_perplexity, lambda lp, ids: math.log(caption_perplexity(lp, ids)),
+     "likely mistake: forgot the exp"),
+    (ch01.check_rotate_pair, lambda x, y, m, theta: rotate_pair(x, y, 1, theta),
+     "likely mistake: rotated by theta, not by m * theta"),
+    (ch01.check_rotate_pair, lambda x, y, m, theta: rotate_pair(x, y, -m, theta), "likely mistake: rotated clockwise"),
+]
 
 
-def test_stub_gets_a_reminder_not_a_traceback(capsys):
-    def stub(*args):
-        raise NotImplementedError
-
-    for checker in (ch01.check_merge, ch01.check_sinusoidal_shift, ch01.check_caption_perplexity,
-                    ch01.check_rotate_pair):
-        assert not checker(stub)
-    assert capsys.readouterr().out.count("not implemented yet") == 4
+@pytest.mark.parametrize("checker, wrong, named", WRONG, ids=[f"{c.__name__}-{i}" for i, (c, _, _) in enumerate(WRONG)])
+def test_checkers_reject_wrong_solutions_and_name_the_mistake(checker, wrong, named, capsys):
+    assert not checker(wrong)
+    assert named in capsys.readouterr().out

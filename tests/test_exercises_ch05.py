@@ -1,5 +1,7 @@
-"""Chapter 05's checkers accept a right answer and reject the usual wrong ones."""
+"""Chapter 05's checkers accept a right answer and reject the usual wrong ones, naming the mistake. The stub,
+crash and wrong-type checks for every chapter are in test_exercises.py."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -28,34 +30,42 @@ def hinge(s, margin):
             + (margin - positive[:, None] + s.T).clamp(min=0)[off].sum()) / n
 
 
+SOLUTIONS = {ch05.check_info_nce: info_nce, ch05.check_match_probabilities: match_probabilities,
+             ch05.check_recall_at_k: recall, ch05.check_hinge_from_similarity: hinge}
+
+
 def test_checkers_accept_correct_solutions():
-    assert ch05.check_info_nce(info_nce)
+    for checker, solution in SOLUTIONS.items():
+        assert checker(solution), checker.__name__
     assert ch05.check_info_nce(lambda s, tau: float(info_nce(s, tau)))  # a float is as good as a 0-d tensor
-    assert ch05.check_match_probabilities(match_probabilities)
-    assert ch05.check_recall_at_k(recall)
-    assert ch05.check_hinge_from_similarity(hinge)
+    assert ch05.check_recall_at_k(lambda s, k: torch.tensor(recall(s, k)))  # and a 0-d tensor as a float
 
 
-def test_checkers_reject_wrong_solutions(capsys):
-    targets = lambda s: torch.arange(len(s))  # noqa: E731
-    assert not ch05.check_info_nce(lambda s, tau: F.cross_entropy(s / tau, targets(s)))  # one direction only
-    assert not ch05.check_info_nce(lambda s, tau: info_nce(s * tau, 1.0))  # multiplies by tau
-    assert not ch05.check_info_nce(lambda s, tau: info_nce(s, 1.0))  # forgets tau
-    assert not ch05.check_match_probabilities(lambda s, tau: torch.softmax(s / tau, dim=0))  # columns, not rows
-    assert not ch05.check_match_probabilities(lambda s, tau: torch.softmax(s, dim=1))  # no temperature
-    assert not ch05.check_match_probabilities(lambda s, tau: torch.exp(s / tau) / torch.exp(s / tau).sum())  # whole matrix
-    assert not ch05.check_recall_at_k(lambda s, k: recall(s.T, k))  # columns as queries
-    assert not ch05.check_recall_at_k(lambda s, k: recall(s, max(1, k - 1)))  # off by one
-    assert not ch05.check_hinge_from_similarity(lambda s, m: hinge(s, m) / 2)  # a mean of the directions
-    assert not ch05.check_hinge_from_similarity(  # one direction only
-        lambda s, m: (m - s.diag()[:, None] + s).clamp(min=0)[~torch.eye(len(s), dtype=torch.bool)].sum() / len(s))
-    assert not ch05.check_hinge_from_similarity(lambda s, m: (m - s.diag()[:, None] + s).clamp(min=0).sum() * 2 / len(s))  # counts j = i
-    out = capsys.readouterr().out
-    assert "✗ info_nce" in out and "✗ hinge" in out
+targets = lambda s: torch.arange(len(s))  # noqa: E731
+WRONG = [  # (checker, wrong answer, what its feedback must say)
+    (ch05.check_info_nce, lambda s, tau: F.cross_entropy(s / tau, targets(s)), "likely mistake: one direction only"),
+    (ch05.check_info_nce, lambda s, tau: 2 * info_nce(s, tau), "likely mistake: summed the two directions"),
+    (ch05.check_info_nce, lambda s, tau: info_nce(s * tau, 1.0), "likely mistake: multiplied by tau"),
+    (ch05.check_info_nce, lambda s, tau: info_nce(s, 1.0), "likely mistake: forgot the temperature"),
+    (ch05.check_info_nce, lambda s, tau: F.cross_entropy(s / tau, targets(s), reduction="none"),
+     "expected a float (a 0-d tensor will do), got a torch.Tensor of shape"),
+    (ch05.check_match_probabilities, lambda s, tau: torch.softmax(s / tau, dim=0),
+     "likely mistake: softmax over the columns (dim=0)"),
+    (ch05.check_match_probabilities, lambda s, tau: torch.softmax(s, dim=1), "likely mistake: forgot the temperature"),
+    (ch05.check_match_probabilities, lambda s, tau: torch.exp(s / tau) / torch.exp(s / tau).sum(),
+     "likely mistake: softmax over the whole matrix"),
+    (ch05.check_recall_at_k, lambda s, k: recall(s.T, k), "likely mistake: columns as queries"),
+    (ch05.check_recall_at_k, lambda s, k: recall(s, max(1, k - 1)), "likely mistake: off by one"),
+    (ch05.check_hinge_from_similarity, lambda s, m: hinge(s, m) / 2, "likely mistake: the mean of the two directions"),
+    (ch05.check_hinge_from_similarity, lambda s, m: (m - s.diag()[:, None] + s).clamp(min=0)[
+        ~torch.eye(len(s), dtype=torch.bool)].sum() / len(s), "likely mistake: one direction only"),
+    (ch05.check_hinge_from_similarity, lambda s, m: ((m - s.diag()[:, None] + s).clamp(min=0).sum()
+                                                     + (m - s.diag()[:, None] + s.T).clamp(min=0).sum()) / len(s),
+     "likely mistake: counted j = i"),
+]
 
 
-def test_stubs_get_a_reminder(capsys):
-    def stub(*args):
-        raise NotImplementedError
-    assert not ch05.check_info_nce(stub)
-    assert "not implemented yet" in capsys.readouterr().out
+@pytest.mark.parametrize("checker, wrong, named", WRONG, ids=[f"{c.__name__}-{i}" for i, (c, _, _) in enumerate(WRONG)])
+def test_checkers_reject_wrong_solutions_and_name_the_mistake(checker, wrong, named, capsys):
+    assert not checker(wrong)
+    assert named in capsys.readouterr().out

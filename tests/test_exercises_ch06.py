@@ -1,5 +1,7 @@
-"""Chapter 06's checkers accept a right answer and reject the usual wrong ones."""
+"""Chapter 06's checkers accept a right answer and reject the usual wrong ones, naming the mistake. The stub,
+crash and wrong-type checks for every chapter are in test_exercises.py."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -29,36 +31,52 @@ def masked_lm_loss(logits, labels):
     return -log_p.gather(1, labels[chosen][:, None]).mean()
 
 
+SOLUTIONS = {ch06.check_sample_negative_texts: sample_negative_texts, ch06.check_mask_caption: mask_caption,
+             ch06.check_itm_batch: itm_batch, ch06.check_masked_lm_loss: masked_lm_loss}
+
+
 def test_checkers_accept_correct_solutions():
-    assert ch06.check_sample_negative_texts(sample_negative_texts, n=800)
-    assert ch06.check_mask_caption(mask_caption)
-    assert ch06.check_itm_batch(itm_batch)
-    assert ch06.check_masked_lm_loss(masked_lm_loss)
+    for checker, solution in SOLUTIONS.items():
+        assert checker(solution) if checker is not ch06.check_sample_negative_texts else checker(solution, n=800)
+    assert ch06.check_masked_lm_loss(lambda logits, labels: masked_lm_loss(logits, labels).item())  # a float will do
 
 
-def test_checkers_reject_wrong_solutions(capsys):
-    with_positive = lambda sim, g: torch.multinomial(sim.softmax(dim=1), 1, generator=g)[:, 0]  # noqa: E731
-    hardest = lambda sim, g: sim.masked_fill(torch.eye(len(sim), dtype=torch.bool), float("-inf")).argmax(1)  # noqa: E731
-    assert not ch06.check_sample_negative_texts(with_positive, n=300)
-    assert not ch06.check_sample_negative_texts(hardest, n=300)        # always the top one: not sampled
-    assert not ch06.check_mask_caption(
-        lambda ids, m, p, ok, g: mask_caption(ids, m, p, torch.ones_like(ok), g))   # masks <bos> and padding
-    assert not ch06.check_mask_caption(
-        lambda ids, m, p, ok, g: (mask_caption(ids, m, p, ok, g)[0], ids))         # labels everywhere
-    assert not ch06.check_itm_batch(lambda t, i: (*itm_batch(t, i)[:2], itm_batch(t, i)[2].float()))  # float labels
-    assert not ch06.check_itm_batch(lambda t, i: (itm_batch(i, t)))                  # directions swapped
-    assert not ch06.check_masked_lm_loss(
-        lambda logits, labels: F.cross_entropy(logits.flatten(0, 1), labels.flatten().clamp(min=0)))  # all positions
-    assert not ch06.check_masked_lm_loss(lambda logits, labels: masked_lm_loss(logits, labels) * labels.numel())
-    out = capsys.readouterr().out
-    assert "the positive was drawn" in out
-    assert "must be a LongTensor" in out
+def uniform_negatives(sim, generator):
+    return sample_negative_texts(torch.zeros_like(sim), generator)
 
 
-def test_stub_gets_a_reminder_not_a_traceback(capsys):
-    def stub(*args):
-        raise NotImplementedError
+WRONG = [  # (checker, wrong answer, what its feedback must say)
+    (ch06.check_sample_negative_texts, lambda sim, g: torch.multinomial(sim.softmax(dim=1), 1, generator=g)[:, 0],
+     "the positive was drawn"),
+    (ch06.check_sample_negative_texts,     # always the top one: not sampled
+     lambda sim, g: sim.masked_fill(torch.eye(len(sim), dtype=torch.bool), float("-inf")).argmax(1),
+     "each image got the same text in every draw"),
+    (ch06.check_sample_negative_texts, uniform_negatives, "likely mistake: uniform over j != i"),
+    (ch06.check_sample_negative_texts, lambda sim, g: sample_negative_texts(sim, g) + len(sim),
+     "text indices must lie in 0 .. 2"),
+    (ch06.check_mask_caption, lambda ids, m, p, ok, g: mask_caption(ids, m, p, torch.ones_like(ok), g),
+     "likely mistake: masked tokens that maskable forbids"),
+    (ch06.check_mask_caption, lambda ids, m, p, ok, g: (mask_caption(ids, m, p, ok, g)[0], ids),
+     "likely mistake: labels everywhere"),
+    (ch06.check_mask_caption, lambda ids, m, p, ok, g: (lambda x, y: (x, x.masked_fill(y == IGNORE_INDEX, -100)))(
+        *mask_caption(ids, m, p, ok, g)), "likely mistake: labels hold mask_id"),
+    (ch06.check_itm_batch, lambda t, i: (*itm_batch(t, i)[:2], itm_batch(t, i)[2].float()),
+     "labels must be a LongTensor"),
+    (ch06.check_itm_batch, lambda t, i: itm_batch(i, t),
+     "likely mistake: text_for_image and image_for_text swapped"),
+    (ch06.check_itm_batch, lambda t, i: (*itm_batch(t, i)[:2], 1 - itm_batch(t, i)[2]),
+     "likely mistake: labels inverted"),
+    (ch06.check_masked_lm_loss,
+     lambda logits, labels: F.cross_entropy(logits.flatten(0, 1), labels.flatten().clamp(min=0)),
+     "likely mistake: scored every position, reading IGNORE_INDEX as token 0"),
+    (ch06.check_masked_lm_loss, lambda logits, labels: masked_lm_loss(logits, labels) * (labels != -100).sum(),
+     "likely mistake: summed over the masked positions"),
+    (ch06.check_masked_lm_loss, lambda logits, labels: -logits.log_softmax(-1).gather(-1, labels[..., None]).mean(),
+     "hint: labels are IGNORE_INDEX (-100) where nothing was masked"),
+]
 
-    assert not ch06.check_itm_batch(stub)
-    assert not ch06.check_sample_negative_texts(stub)
-    assert "not implemented yet" in capsys.readouterr().out
+
+@pytest.mark.parametrize("checker, wrong, named", WRONG, ids=[f"{c.__name__}-{i}" for i, (c, _, _) in enumerate(WRONG)])
+def test_checkers_reject_wrong_solutions_and_name_the_mistake(checker, wrong, named, capsys):
+    assert not (checker(wrong, n=300) if checker is ch06.check_sample_negative_texts else checker(wrong))
+    assert named in capsys.readouterr().out
