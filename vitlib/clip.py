@@ -22,13 +22,12 @@ from .checks import check_divisible, check_id, check_int, check_positive_ints, c
 from .transformer import Block
 from .vision import ViT, ViTConfig
 from .zoo import register_model
+from .constants import LOGIT_SCALE_INIT, LOGIT_SCALE_MAX
 
 __all__ = ["CLIPConfig", "CLIP", "TextTransformer", "zero_shot_classify", "encode_texts", "search_images",
            "LOGIT_SCALE_INIT", "LOGIT_SCALE_MAX",
            "clip_loss", "hinge_loss", "siglip_loss", "similarity", "recall_at_k"]  # the losses, re-exported
 
-LOGIT_SCALE_INIT = math.log(1 / 0.07)
-LOGIT_SCALE_MAX = math.log(100.0)
 
 
 @dataclass

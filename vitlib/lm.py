@@ -22,11 +22,12 @@ from einops import rearrange
 from torch import nn
 
 from .checks import check_id, check_int, check_number, describe
+from .constants import IGNORE_INDEX
 
 __all__ = ["cross_entropy", "perplexity", "bigram_pairs", "BigramCounts", "NeuralBigram", "sample_bigram"]
 
 
-def cross_entropy(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int = -100) -> torch.Tensor:
+def cross_entropy(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
     """Mean negative log-likelihood of ``targets`` (...,) under softmax(``logits``) (..., V).
 
     NLL = -log softmax(z)_y = logsumexp(z) - z_y; positions whose target is ``ignore_index`` do not count.

@@ -17,8 +17,8 @@ from .language import QUESTION_TYPES
 from .render import check_bytes, to_tensor
 from .shapes import MAX_SCENES, ShapesWorld
 from .tokenizer import WordTokenizer
+from ..constants import IGNORE_INDEX
 
-IGNORE_INDEX = -100  # label value that cross-entropy skips (torch's default ignore_index)
 
 
 class _WorldDataset(Dataset):
