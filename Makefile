@@ -15,7 +15,7 @@ TEST_PATHS := tests $(wildcard chapters)
 # its time waiting for the other. A line marks each chapter's start and end (tests/conftest.py).
 PYTEST := HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 $(VPY) -m pytest -n 2 --dist loadscope
 
-.PHONY: book test clean
+.PHONY: book test test-fast clean
 
 # Renders the committed notebooks and their outputs into _build/html; executes nothing.
 book:
@@ -28,6 +28,11 @@ test:
 	@$(SETUP) test
 	$(PYTEST) --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
 		--durations=15 $(TEST_PATHS) $(PYTEST_ARGS)
+
+# For development: the unit tests without the slow ones (training runs, chapters, benchmarks), in under a minute.
+test-fast:
+	@$(SETUP) test
+	$(PYTEST) -m "not slow" tests $(PYTEST_ARGS)
 
 clean:
 	rm -rf _build .pytest_cache $(VENV)

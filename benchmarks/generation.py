@@ -1,8 +1,8 @@
-"""How much the KV cache speeds up GPT.generate: 128 new tokens with the cache against recomputing every step.
+"""How much the KV cache speeds up vitlib.decoding.generate: 128 new tokens of a GPT, cached against recomputed.
 
 Without the cache, step t runs the whole sequence of P + t tokens through the model again; with it, only the newest
 token goes through, attending to the keys and values kept from earlier steps. Both produce the same tokens (checked
-here, and in tests/test_transformer.py). The model has random weights: the speed does not depend on them.
+here, and in tests/test_decoding.py). The model has random weights: the speed does not depend on them.
 Target: the cache makes generation >= 3x faster. Runs alternate, and each mode gets the median of its rounds, so
 that a busy machine slows them alike.
 
@@ -15,6 +15,7 @@ import argparse
 import torch
 from timing import medians  # benchmarks/timing.py, beside this script
 
+from vitlib.decoding import generate
 from vitlib.transformer import GPT, GPTConfig
 from vitlib.utils import get_device
 
@@ -39,7 +40,7 @@ def main():
     prompt = torch.randint(0, config.vocab_size, (args.batch, args.prompt), device=device)
 
     def run(use_cache: bool):
-        return lambda: model.generate(prompt, args.new_tokens, use_cache=use_cache)
+        return lambda: generate(model, prompt, args.new_tokens, use_cache=use_cache)
 
     same = torch.equal(run(True)(), run(False)())
     t = medians({"cached": run(True), "full": run(False)}, device, args.repeats, sample_seconds=0)  # one call a round

@@ -1,4 +1,4 @@
-"""Progress for the long test run: a line when each chapter starts and when it ends.
+"""The `slow` marker, and progress for the long test run: a line when each chapter starts and when it ends.
 
 nbval runs a notebook as one test per cell, so pytest's dots say nothing about which chapter is running
 or how far it is; these lines do. Under pytest-xdist (`make test`) the hooks run in the controller,
@@ -63,6 +63,15 @@ class ChapterProgress:
             self.write(f"chapter {nb}: finished, {self.done[nb]} cells in {minutes} min {seconds:02d} s")
 
 
+def pytest_collection_modifyitems(config, items):
+    """A re-run chapter is slow: `make test-fast` (pytest -m "not slow") leaves the chapters out."""
+    for item in items:
+        if notebook_of(item.nodeid):
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: trains a model, re-runs a chapter or times a benchmark "
+                                       "(`make test-fast` leaves these out)")
     if not hasattr(config, "workerinput"):  # the controller (or a run without xdist), not a worker
         config.pluginmanager.register(ChapterProgress(config), "chapter-progress")

@@ -12,7 +12,8 @@ import pytest
 import torch
 from torch import nn
 
-from vitlib import attention, checks, classifier, clip, contrastive, hf, lm, positional, transformer, vision, vlp
+from vitlib import (attention, checks, classifier, clip, contrastive, decoding, fusion, hf, lm, metrics, positional,
+                    transformer, vision, vlp)
 
 META = torch.device("meta")   # a stand-in for a second device: tensors there have shapes but no data
 
@@ -84,9 +85,9 @@ LM = [
     (lambda: lm.cross_entropy(torch.randn(3, 5), [0, 1, 2]), TypeError, r"targets must be a LongTensor .*, got list"),
     (lambda: lm.cross_entropy(torch.randn(0, 5), long()), ValueError, r"nothing to score: logits \(0, 5\), targets \(0,\)"),
     (lambda: lm.cross_entropy(torch.randn(3, 5), long(0, 1, 2).to(META)), ValueError, r"targets are on meta but logits on cpu"),
-    (lambda: lm.perplexity(math.nan), ValueError, r"nll is NaN"),
-    (lambda: lm.perplexity(torch.tensor([])), ValueError, r"non-empty real tensor, got torch\.float32 \(0,\)"),
-    (lambda: lm.perplexity([1.0, 2.0]), TypeError, r"a tensor of per-token NLLs or a number, got list"),
+    (lambda: metrics.perplexity(math.nan), ValueError, r"nll is NaN"),
+    (lambda: metrics.perplexity(torch.tensor([])), ValueError, r"non-empty real tensor, got torch\.float32 \(0,\)"),
+    (lambda: metrics.perplexity([1.0, 2.0]), TypeError, r"a tensor of per-token NLLs or a number, got list"),
     (lambda: lm.sample_bigram(torch.zeros(3, 3), 2, 0, 7), ValueError, r"eos_id must be a token id in \[0, 3\), got 7"),
     (lambda: lm.sample_bigram(torch.zeros(3, 3), 2.0, 0, 1), ValueError, r"n must be a positive int, got 2\.0"),
     (lambda: lm.sample_bigram(torch.zeros(3, 3), 2, 0, 1, max_len=0), ValueError, r"max_len must be a positive int, got 0"),
@@ -154,6 +155,20 @@ TRANSFORMER = [
     (lambda: GPT.generate(long([1, 2]), 1, logits_processor=lambda i, s: s - math.inf), ValueError, r"-inf for every token"),
     (lambda: GPT.generate(long([1, 2]), 1, logits_processor="top_k"), TypeError, r"a callable .*, got str"),
     (lambda: GPT.generate(torch.zeros(0, 2, dtype=torch.long), 2), ValueError, r"batch, length >= 1, got \(0, 2\)"),
+    (lambda: GPT(long([1, 2]), inputs_embeds=torch.randn(1, 2, 8)), ValueError,
+     r"exactly one of input_ids \(B, T\) and inputs_embeds \(B, T, 8\), got both"),
+    (lambda: GPT(inputs_embeds=torch.randn(1, 2, 4)), ValueError, r"inputs_embeds must have shape \(batch, length, 8\), got \(1, 2, 4\)"),
+    (lambda: GPT(inputs_embeds=torch.randn(1, 2, 8, device=META)), ValueError, r"inputs_embeds is on meta but the module's weights are on cpu"),
+    (lambda: GPT(inputs_embeds=torch.randn(1, 7, 8)), ValueError, r"sequence length 7 exceeds max_len=6"),
+    (lambda: GPT(long([1, 2]), attention_mask=torch.ones(1, 2, dtype=torch.bool, device=META)), ValueError,
+     r"attention_mask is on meta but input_ids on cpu"),
+    (lambda: transformer.TextTransformer(80, 40, 64, 1, 0), ValueError, r"n_heads must be a positive int, got 0"),
+    (lambda: transformer.TextTransformer(80, 40, 64, -1, 4), ValueError, r"n_layers must be a positive int, got -1"),
+    (lambda: transformer.TextTransformer(80, 40, 2**31, 1, 4), ValueError, r"d_model must be at most 1048576"),
+    (lambda: transformer.TextTransformer(80, 40, 64, 1, 4, embedding_std=(0.02, -1.0)), ValueError,
+     r"embedding_std must be None or \(std of E, std of P\), floats > 0, got \(0\.02, -1\.0\)"),
+    (lambda: transformer.TextTransformer(12, 8, 8, 1, 2, causal=False)(long([1, 2]), use_cache=True), ValueError,
+     r"a KV cache needs causal attention"),
     (lambda: transformer.Encoder(8, 2, -1), ValueError, r"n_layers must be a positive int, got -1"),
     (lambda: transformer.Encoder(8, 2, 1, norm_eps=-1.0), ValueError, r"norm_eps must be > 0\.0, got -1\.0"),
     (lambda: transformer.Encoder(8, 2, 1, dropout=2.0), ValueError, r"dropout must be in \[0\.0, 1\.0\), got 2\.0"),
@@ -204,13 +219,13 @@ CONTRASTIVE = [
     (lambda: contrastive.hinge_loss(E, E, margin="0.2"), TypeError, r"margin must be a real number, got str"),
     (lambda: contrastive.similarity(E, torch.randn(3, 7)), ValueError, r"torch\.float32 \(4, 8\) on cpu vs torch\.float32 \(3, 7\)"),
     (lambda: contrastive.similarity([1], E), ValueError, r"image_embeds must be a 2-D tensor \(batch, dim\), got list"),
-    (lambda: contrastive.recall_at_k(torch.randn(3, 3), 1, targets=long(0, 5, 1)), ValueError,
+    (lambda: metrics.recall_at_k(torch.randn(3, 3), 1, targets=long(0, 5, 1)), ValueError,
      r"column indices in \[0, 3\), got values in \[0, 5\]"),
-    (lambda: contrastive.recall_at_k(torch.randn(3, 3), 1, targets=torch.tensor([0.0, 1.0, 1.0])), ValueError,
+    (lambda: metrics.recall_at_k(torch.randn(3, 3), 1, targets=torch.tensor([0.0, 1.0, 1.0])), ValueError,
      r"\(3,\) column indices \(long\), got torch\.float32 \(3,\)"),
-    (lambda: contrastive.recall_at_k(torch.randn(3, 3), 1, targets=[0, 1, 2]), TypeError, r"targets must be None, .*, got list"),
-    (lambda: contrastive.recall_at_k(torch.randn(0, 3), 1), ValueError, r"similarities has no queries"),
-    (lambda: contrastive.recall_at_k(torch.full((3, 3), math.nan), 1), ValueError, r"similarities holds NaN"),
+    (lambda: metrics.recall_at_k(torch.randn(3, 3), 1, targets=[0, 1, 2]), TypeError, r"targets must be None, .*, got list"),
+    (lambda: metrics.recall_at_k(torch.randn(0, 3), 1), ValueError, r"similarities has no queries"),
+    (lambda: metrics.recall_at_k(torch.full((3, 3), math.nan), 1), ValueError, r"similarities holds NaN"),
 ]
 
 CLIP_ROWS = [
@@ -218,9 +233,10 @@ CLIP_ROWS = [
     (lambda: clip.CLIPConfig(text_heads=0), ValueError, r"text_heads must be a positive int, got 0"),
     (lambda: clip.CLIPConfig(vocab_size=2**40), ValueError, r"vocab_size must be at most 1048576"),
     (lambda: clip.CLIPConfig(eos_id=True), ValueError, r"eos_id must be an int >= 0, got True"),
-    (lambda: clip.TextTransformer(80, 40, 64, 1, 0, 3), ValueError, r"n_heads must be a positive int, got 0"),
-    (lambda: clip.TextTransformer(80, 40, 64, -1, 4, 3), ValueError, r"n_layers must be a positive int, got -1"),
-    (lambda: clip.TextTransformer(80, 40, 64, 1, 4, 80), ValueError, r"eos_id must be a token id in \[0, 80\), got 80"),
+    (lambda: clip.CLIPConfig(eos_id=80), ValueError, r"eos_id=80 is outside the vocabulary of 80"),
+    (lambda: clip.CLIPConfig(logit_bias="-10"), TypeError, r"logit_bias must be a real number, got str"),
+    (lambda: clip.CLIPConfig(logit_bias=-math.inf), ValueError, r"logit_bias must be finite, got -inf"),
+    (lambda: CLIP.encode_text(long([1, 5, 6])), ValueError, r"every text must contain <eos> \(id 3\) to pool at"),
     (lambda: CLIP.encode_text(TEXT.to(META)), ValueError, r"input_ids are on meta but the model is on cpu"),
     (lambda: CLIP.encode_text(TEXT, TEXT_MASK.to(META)), ValueError, r"attention_mask is on meta but input_ids on cpu"),
     (lambda: CLIP.encode_text(TEXT, torch.full((2, 4), 2.0)), ValueError,
@@ -266,15 +282,35 @@ VLP_ROWS = [
     (lambda: vlp.sample_hard_negatives(torch.zeros(3, 3).long()), ValueError, r"got torch\.int64 \(3, 3\)"),
     (lambda: vlp.sample_hard_negatives(torch.zeros(3, 3), exclude=torch.zeros(3, 3, dtype=torch.bool, device=META)),
      ValueError, r"exclude must be a bool tensor of shape \(3, 3\), got torch\.bool \(3, 3\) on meta"),
-    (lambda: vlp.FusionEncoder(8, 0, 1), ValueError, r"n_heads must be a positive int, got 0"),
-    (lambda: vlp.FusionEncoder(8, 2, 0), ValueError, r"n_layers must be a positive int, got 0"),
-    (lambda: VLP.fusion(torch.randn(2, 3, 8).double(), torch.randn(2, 4, 8)), TypeError,
-     r"text has dtype torch\.float64 but the module's weights are torch\.float32"),
     (lambda: VLP(torch.rand(2, 3, 6, 6), TEXT, TEXT_MASK), ValueError, r"images must be 8x8, got 6x6"),
     (lambda: VLP(IMAGES, TEXT + 20, TEXT_MASK), ValueError, r"token ids must be in \[0, 12\), got values in \[20, 27\]"),
     (lambda: VLP(IMAGES, TEXT.to(META), TEXT_MASK), ValueError, r"input_ids are on meta but the model is on cpu"),
     (lambda: VLP.losses({"images": IMAGES, "input_ids": TEXT, "attention_mask": TEXT_MASK, "image_ids": long(0, 1, 2)}),
      ValueError, r"image_ids must be a tensor \(2,\), got torch\.int64 \(3,\)"),
+]
+
+FUSION = [
+    (lambda: fusion.FusionEncoder(8, 0, 1), ValueError, r"n_heads must be a positive int, got 0"),
+    (lambda: fusion.FusionEncoder(8, 2, 0), ValueError, r"n_layers must be a positive int, got 0"),
+    (lambda: fusion.FusionLayer(8, 2, norm_eps=0.0), ValueError, r"norm_eps must be > 0\.0, got 0\.0"),
+    (lambda: VLP.fusion(torch.randn(2, 3, 8).double(), torch.randn(2, 4, 8)), TypeError,
+     r"text has dtype torch\.float64 but the module's weights are torch\.float32"),
+    (lambda: VLP.fusion(torch.randn(2, 3, 8), [1]), TypeError, r"image must be a tensor, got list"),
+    (lambda: VLP.fusion(torch.randn(2, 3, 8), torch.randn(3, 4, 8)), ValueError, r"image must have shape \(2, S, 8\), got \(3, 4, 8\)"),
+]
+
+DECODING = [
+    (lambda: decoding.generate(nn.Linear(2, 2), long([1, 2]), 2), TypeError,
+     r"model must be an nn\.Module whose config gives vocab_size and max_len, .* got Linear"),
+    (lambda: decoding.generate(GPT, long([1, 2]), 1.5), ValueError, r"max_new_tokens must be an int >= 0, got 1\.5"),
+    (lambda: decoding.generate(GPT, long([1, 2]), 5), ValueError, r"prompt length 2 \+ max_new_tokens 5 exceeds max_len=6"),
+    (lambda: decoding.generate(GPT, long([1, 11]), 2), ValueError, r"token ids must be in \[0, 11\), got values in \[1, 11\]"),
+    (lambda: decoding.generate(GPT, long([1, 2]), 2, use_cache=1), TypeError, r"use_cache must be a bool, got int"),
+    (lambda: decoding.TemperatureProcessor(0), ValueError, r"temperature must be > 0\.0, got 0"),
+    (lambda: decoding.TemperatureProcessor("1"), TypeError, r"temperature must be a real number, got str"),
+    (lambda: decoding.SampleProcessor(torch.Generator(), temperature=-1.0), ValueError, r"temperature must be > 0\.0, got -1\.0"),
+    (lambda: decoding.SampleProcessor(None), TypeError, r"generator must be a CPU torch\.Generator .*, got NoneType"),
+    (lambda: decoding.LogitsProcessorList([NEXT, 3]), TypeError, r"processor 1 must be a callable \(input_ids, scores\) -> scores, got int"),
 ]
 
 CLASSIFIER_ROWS = [
@@ -302,6 +338,9 @@ HF = [
     (lambda: hf.to_hf_gpt2(GPT, eos_token_id=11), ValueError, r"eos_token_id must be a token id in \[0, 11\) or None, got 11"),
     (lambda: hf.to_hf_gpt2(GPT, bos_token_id=-1), ValueError, r"bos_token_id must be a token id in \[0, 11\) or None, got -1"),
     (lambda: hf.to_hf_gpt2(nn.Linear(2, 2)), TypeError, r"expects a vitlib\.transformer\.GPT, got Linear"),
+    (lambda: hf.to_hf_clip(build(clip.CLIP, clip.CLIPConfig(**(CLIP_CONFIG | dict(logit_bias=-10.0))))), ValueError,
+     r"a CLIP with a logit_bias \(SigLIP's\) cannot be exported"),
+    (lambda: hf.from_hf_vit(VIT), TypeError, r"from_hf_vit expects a transformers ViTModel, got ViT"),
 ]
 
 CHECKS = [
@@ -327,8 +366,8 @@ CHECKS = [
 ]
 
 TABLES = {"positional": POSITIONAL, "lm": LM, "attention": ATTENTION, "transformer": TRANSFORMER, "vision": VISION,
-          "contrastive": CONTRASTIVE, "clip": CLIP_ROWS, "vlp": VLP_ROWS, "classifier": CLASSIFIER_ROWS, "hf": HF,
-          "checks": CHECKS}
+          "contrastive": CONTRASTIVE, "clip": CLIP_ROWS, "vlp": VLP_ROWS, "fusion": FUSION, "decoding": DECODING,
+          "classifier": CLASSIFIER_ROWS, "hf": HF, "checks": CHECKS}
 
 
 def _raises(call, error, message):
@@ -373,6 +412,16 @@ def test_clip(call, error, message):
 
 @pytest.mark.parametrize("call, error, message", VLP_ROWS)
 def test_vlp(call, error, message):
+    _raises(call, error, message)
+
+
+@pytest.mark.parametrize("call, error, message", FUSION)
+def test_fusion(call, error, message):
+    _raises(call, error, message)
+
+
+@pytest.mark.parametrize("call, error, message", DECODING)
+def test_decoding(call, error, message):
     _raises(call, error, message)
 
 

@@ -8,8 +8,9 @@ import torch.nn.functional as F
 
 from vitlib import zoo
 from vitlib.data import ShapesWorld, to_tensor
-from vitlib.recipes.classifier_shapes import (NAME, accuracy, all_scenes, augment, loss_fn, noisy, tensors,
-                                              train_classifier)
+from vitlib.data import one_object_scenes
+from vitlib.recipes import classifier_shapes
+from vitlib.recipes.classifier_shapes import NAME, accuracy, augment, loss_fn, noisy, tensors, world
 from vitlib.classifier import ATTRIBUTES, AttributeClassifier, scene_labels
 from vitlib.vision import CNNConfig, CNNEncoder
 
@@ -30,7 +31,7 @@ def test_loads_as_an_attribute_classifier(model):
 
 def test_stated_metrics_match_recomputed_ones(model):
     stated = zoo.load_config(NAME)["metrics"]
-    images, labels = tensors(all_scenes("test"))
+    images, labels = tensors(one_object_scenes(world(), "test"))
     assert stated["n_test"] == len(images) == 57
     recomputed = accuracy(model, images, labels)
     for name, value in stated["test_accuracy"].items():
@@ -63,7 +64,7 @@ def test_describe_names_the_object(model):
 
 def test_predict_leaves_the_model_unchanged(model):
     before = {k: v.clone() for k, v in model.state_dict().items()}   # BatchNorm's running statistics included
-    images, _ = tensors(all_scenes("val"))
+    images, _ = tensors(one_object_scenes(world(), "val"))
     model.train()
     model.predict(images)
     assert model.training
@@ -72,7 +73,7 @@ def test_predict_leaves_the_model_unchanged(model):
 
 
 def test_augment_changes_only_what_the_labels_allow():
-    images, _ = tensors(all_scenes("val")[:16])
+    images, _ = tensors(one_object_scenes(world(), "val")[:16])
     torch.manual_seed(0)
     same, kept = augment(images)
     assert kept.all() and torch.equal(same, images), "no augmentation asked, none done"
@@ -89,7 +90,7 @@ def test_augment_changes_only_what_the_labels_allow():
 
 
 def test_loss_without_augmentation_is_the_sum_of_cross_entropies():
-    images, labels = tensors(all_scenes("val")[:8])
+    images, labels = tensors(one_object_scenes(world(), "val")[:8])
     model = AttributeClassifier(CNNEncoder(CNNConfig(channels=(4, 8)))).eval()
     logits = model(images)
     expected = sum(F.cross_entropy(logits[a], labels[a]) for a in ATTRIBUTES)
@@ -97,10 +98,11 @@ def test_loss_without_augmentation_is_the_sum_of_cross_entropies():
     torch.testing.assert_close(got, expected)
 
 
-def test_train_classifier_returns_model_history_metrics():
-    model, history, metrics = train_classifier("vit", steps=2, eval_every=1, progress=False, device="cpu")
+def test_the_recipe_trains_and_evaluates():
+    model, history = classifier_shapes.train("vit", steps=2, eval_every=1, progress=False, device="cpu")
     assert isinstance(model, AttributeClassifier) and not model.training
     assert len(history["loss"]) == 2 and len(history["val_accuracy"]) == 2
-    assert set(metrics["test_accuracy"]) == {*ATTRIBUTES, "all"} and metrics["steps"] == 2
+    metrics = classifier_shapes.evaluate(model)
+    assert set(metrics["test_accuracy"]) == {*ATTRIBUTES, "all"} and metrics["n_test"] == 57
     with pytest.raises(ValueError, match="unknown kind 'rnn'"):
-        train_classifier("rnn")
+        classifier_shapes.train("rnn")

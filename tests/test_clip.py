@@ -1,4 +1,5 @@
-"""vitlib.clip: the dual encoder's pooling, scale, loss, zero-shot classification, search and its input checks."""
+"""vitlib.clip: the dual encoder's pooling, scale (clamped between steps), SigLIP bias, losses, zero-shot
+classification, search and its input checks."""
 
 import math
 
@@ -7,9 +8,9 @@ import torch
 import torch.nn.functional as F
 
 from vitlib import zoo
-from vitlib.clip import (CLIP, LOGIT_SCALE_INIT, LOGIT_SCALE_MAX, CLIPConfig, encode_texts, search_images,
-                         zero_shot_classify)
-from vitlib.contrastive import clip_loss, similarity
+from vitlib.clip import CLIP, CLIPConfig, encode_texts, search_images, zero_shot_classify
+from vitlib.constants import LOGIT_SCALE_INIT, LOGIT_SCALE_MAX
+from vitlib.contrastive import clip_loss, siglip_loss, similarity
 from vitlib.data import ShapesWorld, to_tensor
 
 TOK = ShapesWorld().tokenizer
@@ -45,35 +46,83 @@ def test_config_defaults_and_checks():
         CLIP(TINY)
 
 
-def test_logit_scale_init_and_clamp():
+def test_logit_scale_init_and_clamp_between_steps():
     model = CLIP(CLIPConfig(**TINY))
     assert model.logit_scale.item() == pytest.approx(math.log(1 / 0.07)) == pytest.approx(LOGIT_SCALE_INIT)
     assert model.scale().item() == pytest.approx(1 / 0.07, rel=1e-6)
+    assert LOGIT_SCALE_MAX == pytest.approx(math.log(100))
     with torch.no_grad():
         model.logit_scale.fill_(7.0)
-    assert model.scale().item() == pytest.approx(100.0, rel=1e-6), "exp(logit_scale) is clamped at 100"
-    assert LOGIT_SCALE_MAX == pytest.approx(math.log(100))
+    assert model.scale().item() == pytest.approx(math.exp(7.0), rel=1e-6), "used as it is, as in OpenCLIP"
+    model.clamp_logit_scale_()
+    assert model.logit_scale.item() == pytest.approx(LOGIT_SCALE_MAX) and model.scale().item() == pytest.approx(100.0)
+    with torch.no_grad():
+        model.logit_scale.fill_(-1.0)
+    model.clamp_logit_scale_()
+    assert model.logit_scale.item() == 0.0, "tau <= 1"
+    assert model.logit_scale.requires_grad and model.logit_scale.grad is None, "an in-place clamp, not an op"
+
+
+def test_the_gradient_reaches_logit_scale_above_ln_100():
+    """A clamp inside forward, exp(min(theta, ln 100)), has zero gradient once theta > ln 100: the temperature could
+    never learn its way back. Forward uses exp(theta) as it is; clamp_logit_scale_ brings theta back after a step."""
+    model = tiny_clip(5)
+    images = torch.rand(4, 3, 24, 24, generator=torch.Generator().manual_seed(0))
+    batch = texts("a red circle.", "a blue square.", "a green triangle.", "two objects: a red circle.")
+    with torch.no_grad():
+        model.logit_scale.fill_(LOGIT_SCALE_MAX + 0.5)
+    model.loss(images, batch["input_ids"], batch["attention_mask"]).backward()
+    assert model.logit_scale.grad.abs().item() > 1e-6
+    clamped = model.logit_scale.clamp(max=LOGIT_SCALE_MAX)   # what forward did before: no gradient at all
+    v, t = model.encode_image(images), model.encode_text(batch["input_ids"], batch["attention_mask"])
+    assert torch.autograd.grad(clip_loss(v, t, clamped), model.logit_scale)[0].item() == 0.0
+    model.clamp_logit_scale_()
+    assert model.logit_scale.item() == pytest.approx(LOGIT_SCALE_MAX)
+
+
+def test_siglip_bias_is_a_parameter_of_the_model(tmp_path):
+    assert CLIP(CLIPConfig(**TINY, logit_bias=-10.0)).logit_bias.item() == -10.0, "SigLIP's initial bias"
+    model = tiny_clip(6, logit_bias=-10.0)
+    assert "logit_bias" in model.state_dict()
+    assert "logit_bias" not in tiny_clip(6).state_dict() and tiny_clip(6).logit_bias is None
+    images = torch.rand(3, 3, 24, 24, generator=torch.Generator().manual_seed(2))
+    batch = texts("a red circle.", "a blue square.", "a green triangle.")
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    v, t = model.encode_image(images), model.encode_text(ids, mask)
+    torch.testing.assert_close(model(images, ids, mask), similarity(v, t) * model.scale() + model.logit_bias)
+    torch.testing.assert_close(model.loss(images, ids, mask), siglip_loss(v, t, model.logit_scale, model.logit_bias))
+    model.loss(images, ids, mask).backward()
+    assert model.logit_bias.grad is not None and model.logit_bias.grad.item() != 0.0
+    with torch.no_grad():
+        model.logit_bias.fill_(-3.5)   # as after training
+    zoo.save(model, "tiny-siglip", model.config, directory=tmp_path)
+    loaded = zoo.load(tmp_path / "tiny-siglip")
+    assert loaded.config.logit_bias == -10.0 and loaded.logit_bias.item() == -3.5, "saved with the weights"
+    with pytest.raises(TypeError, match="logit_bias must be a real number, got str"):
+        CLIPConfig(logit_bias="-10")
+    with pytest.raises(ValueError, match="logit_bias must be finite, got nan"):
+        CLIPConfig(logit_bias=math.nan)
 
 
 def test_text_pools_at_first_eos_and_is_causal():
     model = tiny_clip()
     batch = texts("a red circle.", "there is a blue square at the top left.")
     ids, mask = batch["input_ids"], batch["attention_mask"]
-    pooled, tokens = model.text(ids, mask, return_tokens=True)
+    pooled, tokens = model.encode_text(ids, mask), model.text(ids, mask)   # (B, embed_dim), (B, T, text_width)
     first_eos = (ids == TOK.eos_id).int().argmax(dim=1)
-    torch.testing.assert_close(pooled, tokens[torch.arange(2), first_eos])
+    torch.testing.assert_close(pooled, model.text_projection(tokens[torch.arange(2), first_eos]))
     # whatever follows the first <eos> (padding, a second <eos>, other words) never changes the pooled state
     changed = ids.clone()
     changed[0, first_eos[0] + 1:] = TOK.token_to_id["red"]
     changed[0, -1] = TOK.eos_id
-    torch.testing.assert_close(model.text(changed), pooled, atol=1e-6, rtol=0)
+    torch.testing.assert_close(model.encode_text(changed), pooled, atol=1e-6, rtol=0)
     # the pooled state of a padded text equals that of the text alone, with or without the mask
     alone = texts("a red circle.")["input_ids"]
-    torch.testing.assert_close(model.text(alone)[0], pooled[0], atol=1e-6, rtol=0)
-    torch.testing.assert_close(model.text(ids)[0], pooled[0], atol=1e-6, rtol=0)
+    torch.testing.assert_close(model.encode_text(alone)[0], pooled[0], atol=1e-6, rtol=0)
+    torch.testing.assert_close(model.encode_text(ids)[0], pooled[0], atol=1e-6, rtol=0)
     # a word before <eos> does change it
     other = texts("a red square.")["input_ids"]
-    assert (model.text(other)[0] - pooled[0]).abs().max() > 1e-3
+    assert (model.encode_text(other)[0] - pooled[0]).abs().max() > 1e-3
 
 
 def test_forward_and_loss_are_scaled_cosines():

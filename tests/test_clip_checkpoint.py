@@ -6,7 +6,7 @@ import torch
 
 from vitlib import zoo
 from vitlib.clip import CLIP, CLIPConfig, zero_shot_classify
-from vitlib.data import ShapesWorld, to_tensor
+from vitlib.data import ShapesWorld, one_object_scenes, to_tensor
 from vitlib.recipes import clip_shapes
 
 NAME = clip_shapes.NAME
@@ -50,8 +50,8 @@ def test_recipe_data():
     pairs = clip_shapes.class_pairs(w)
     assert len(pairs) == 30 and w.holdout <= set(pairs)
     assert [w.parse_caption(t) for t in clip_shapes.class_texts(pairs)] == [{p} for p in pairs]  # in the grammar
-    test, train = clip_shapes.one_object_scenes("test", w), clip_shapes.one_object_scenes("train", w)
-    heldout = clip_shapes.one_object_scenes("heldout", w)
+    test, train = one_object_scenes(w, "test"), one_object_scenes(w, "train")
+    heldout = one_object_scenes(w, "heldout")
     assert not {s.key() for s in test} & {s.key() for s in train}
     assert len(heldout) == 4 * 2 * 9 and all(s.pairs() <= w.holdout for s in heldout)
     single, multi = clip_shapes.training_data(n_single=200, n_multi=200)

@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers import CLIPConfig, CLIPModel, SiglipConfig, SiglipModel
 
-from vitlib.contrastive import clip_loss, hinge_loss, recall_at_k, siglip_loss, similarity
+from vitlib.contrastive import clip_loss, hinge_loss, siglip_loss, similarity
 
 TINY_TEXT = dict(vocab_size=50, hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
                  max_position_embeddings=16)
@@ -67,15 +67,6 @@ def test_losses_prefer_matched_pairs():
     assert siglip_loss(v, v, scale, bias) < siglip_loss(v, shuffled, scale, bias)
 
 
-def test_recall_at_k():
-    s = torch.tensor([[0.9, 0.1, 0.0], [0.8, 0.7, 0.0], [0.1, 0.2, 0.3]])
-    assert recall_at_k(s, 1) == pytest.approx(2 / 3)
-    assert recall_at_k(s, 2) == 1.0
-    assert recall_at_k(s, 1, targets=torch.tensor([0, 0, 2])) == 1.0
-    with pytest.raises(ValueError, match="k must be in 1..3"):
-        recall_at_k(s, 4)
-
-
 def test_bad_input():
     with pytest.raises(ValueError, match=r"must pair up one to one: image \(4, 8\) vs text \(3, 8\)"):
         clip_loss(torch.randn(4, 8), torch.randn(3, 8), torch.tensor(1.0))
@@ -94,11 +85,3 @@ def test_a_plain_number_is_taken_as_the_logit_scale():
                                atol=0, rtol=0)
     with pytest.raises(TypeError, match="logit_scale must be a real number, got str"):
         clip_loss(v, t, "2.0")
-
-
-def test_recall_refuses_what_would_make_it_silently_wrong():
-    s = torch.eye(3)
-    with pytest.raises(ValueError, match="NaN"):   # topk ranks NaN first
-        recall_at_k(s * math.nan, 1)
-    with pytest.raises(ValueError, match=r"\[0, 3\), got values in \[-1, 2\]"):
-        recall_at_k(s, 1, targets=torch.tensor([0, -1, 2]))

@@ -11,6 +11,8 @@ import torch
 
 from vitlib import zoo
 from vitlib.data import ShapesWorld
+from vitlib.lm import token_nll
+from vitlib.metrics import parse_rate, perplexity
 from vitlib.recipes import gpt_shapes
 from vitlib.transformer import GPT
 
@@ -28,8 +30,7 @@ def test_checkpoint_loads_as_the_recipe_configures_it(model):
 
 def test_validation_perplexity_matches_the_stored_value(model):
     stored = zoo.load_config("gpt-shapes")["metrics"]["val_perplexity"]
-    val = gpt_shapes.encode(gpt_shapes.texts(gpt_shapes.N_VAL, "val"))
-    measured = gpt_shapes.perplexity(model, val)
+    measured = perplexity(token_nll(model, gpt_shapes.validation_seqs()))
     assert math.isclose(measured, stored, rel_tol=1e-4), (measured, stored)
     assert measured < 2.5
 
@@ -37,7 +38,7 @@ def test_validation_perplexity_matches_the_stored_value(model):
 def test_sampled_captions_parse(model):
     stored = zoo.load_config("gpt-shapes")["metrics"]["parse_rate"]
     samples = gpt_shapes.sample_captions(model, gpt_shapes.N_SAMPLES, seed=0)
-    rate = gpt_shapes.parse_rate(samples, ShapesWorld(seed=0))
+    rate = parse_rate(samples, ShapesWorld(seed=0).parse_caption)
     assert rate >= 0.95
     assert abs(rate - stored) <= 0.01, (rate, stored)  # the same seeded draws (a rare token may flip across CPUs)
 
@@ -72,3 +73,11 @@ def test_fine_tuning_data_fits_its_requests():
 def test_the_fine_tuning_request_is_new_to_the_model(model):
     assert gpt_shapes.instruction_accuracy(model, n_per_request=8) < 0.3
     assert not any(" draw " in f" {doc} " for doc in gpt_shapes.texts(2000, "train"))
+
+
+def test_the_recipe_refuses_too_few_documents_instead_of_looping():
+    seqs = gpt_shapes.encode(gpt_shapes.texts(20, "train"))
+    with pytest.raises(ValueError, match="at least batch_size=32 documents, got 20"):
+        gpt_shapes.length_batches(seqs, 32, 5, torch.Generator().manual_seed(0))
+    batches = gpt_shapes.length_batches(seqs, 8, 5, torch.Generator().manual_seed(0))   # fewer than 16 x 8: works
+    assert len(batches) == 5 and all(b["input_ids"].shape[0] == 8 for b in batches)

@@ -1,12 +1,14 @@
-"""vitlib.hf.to_hf_gpt2: transformers' GPT2LMHeadModel with our weights gives our logits and our greedy tokens."""
+"""vitlib.hf: transformers' GPT2LMHeadModel with our weights gives our logits and our greedy tokens (to_hf_gpt2);
+our ViT with the weights of transformers' ViTModel gives its token states and attention maps (from_hf_vit)."""
 
 import pytest
 import torch
 
 from vitlib import zoo
 from vitlib.data import ShapesWorld
-from vitlib.hf import to_hf_gpt2
+from vitlib.hf import from_hf_vit, to_hf_gpt2
 from vitlib.transformer import GPT, GPTConfig
+from vitlib.vision import ViT, ViTConfig
 
 pytest.importorskip("transformers")
 TOK = ShapesWorld().tokenizer
@@ -80,3 +82,44 @@ def test_special_ids_must_be_in_the_vocabulary():
     model = random_gpt(0)
     with pytest.raises(ValueError, match=rf"eos_token_id must be a token id in \[0, {model.config.vocab_size}\)"):
         to_hf_gpt2(model, eos_token_id=model.config.vocab_size)
+
+
+# ----- ViT (chapter 04) ------------------------------------------------------------------------------------------
+def _hf_vit(config: ViTConfig):
+    transformers = pytest.importorskip("transformers")
+    hf_config = transformers.ViTConfig(hidden_size=config.d_model, num_hidden_layers=config.n_layers,
+                                       num_attention_heads=config.n_heads, intermediate_size=config.d_ff,
+                                       image_size=config.image_size, patch_size=config.patch_size,
+                                       num_channels=config.in_channels, layer_norm_eps=config.norm_eps,
+                                       hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    torch.manual_seed(0)
+    hf_config._attn_implementation = "eager"   # so that it can return attention weights
+    hf = transformers.ViTModel(hf_config, add_pooling_layer=False).eval()
+    with torch.no_grad():   # transformers starts the class token and biases at zero: randomise everything
+        for p in hf.parameters():
+            p.normal_(0, 0.2)
+    return hf
+
+
+def test_vit_equals_transformers_vit_model():
+    config = ViTConfig(image_size=16, patch_size=4, d_model=32, n_layers=2, n_heads=4, d_ff=48)
+    hf = _hf_vit(config)
+    ours = from_hf_vit(hf).eval()
+    assert isinstance(ours, ViT)
+    x = torch.rand(3, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    ref = hf(pixel_values=x).last_hidden_state            # (B, 1 + N, d_model)
+    v, tokens = ours(x, return_tokens=True)
+    torch.testing.assert_close(tokens, ref, atol=1e-5, rtol=0)
+    torch.testing.assert_close(v, ref[:, 0], atol=1e-5, rtol=0)
+    weights = hf(pixel_values=x, output_attentions=True).attentions  # per layer (B, H, T, T)
+    torch.testing.assert_close(ours.attention_maps(x), torch.stack([w.mean(dim=1) for w in weights]),
+                               atol=1e-6, rtol=0)
+
+
+def test_from_hf_vit_refuses_what_it_cannot_copy():
+    with pytest.raises(TypeError, match="from_hf_vit expects a transformers ViTModel, got Linear"):
+        from_hf_vit(torch.nn.Linear(2, 2))
+    hf = _hf_vit(ViTConfig(image_size=8, patch_size=4, d_model=8, n_layers=1, n_heads=2))
+    hf.config.qkv_bias = False
+    with pytest.raises(ValueError, match="need hidden_act='gelu' and qkv_bias=True"):
+        from_hf_vit(hf)

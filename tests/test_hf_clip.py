@@ -58,11 +58,14 @@ def test_features_match_clipmodel(overrides):
     assert_same(model, hf, *inputs(model.config.image_size))
 
 
-def test_clamped_scale_is_exported():
+def test_the_scale_is_exported_as_it_is():
+    """Neither model clamps logit_scale when it computes logits (training clamps it between steps): exp(6) = 403."""
     model = random_clip(1)
     with torch.no_grad():
-        model.logit_scale.fill_(6.0)  # exp(6) = 403 > 100: ours clamps, so the export must too
-    assert_same(model, to_hf_clip(model), *inputs(24, seed=1))
+        model.logit_scale.fill_(6.0)
+    hf = to_hf_clip(model)
+    assert hf.logit_scale.item() == 6.0
+    assert_same(model, hf, *inputs(24, seed=1))
 
 
 def test_trained_checkpoint_matches_clipmodel():
@@ -89,3 +92,8 @@ def test_eos_id_2_is_refused_since_transformers_would_pool_elsewhere():
     torch.testing.assert_close(out.pooler_output, out.last_hidden_state[:, 3], atol=0, rtol=0)
     with pytest.raises(ValueError, match=r"eos_id=2 cannot be exported: .* legacy rule"):
         to_hf_clip(random_clip(0, eos_id=2))
+
+
+def test_a_siglip_bias_is_refused_since_clipmodel_has_none():
+    with pytest.raises(ValueError, match=r"logit_bias \(SigLIP's\) cannot be exported: .* CLIPModel has no bias"):
+        to_hf_clip(random_clip(0, logit_bias=-10.0))

@@ -30,3 +30,34 @@ def test_report_prints_and_saves_only_when_asked(tmp_path, monkeypatch, capsys):
     assert zoo.verify("tiny", directory=tmp_path) == {"loss": 1.0}
     assert cli.parser("d", "m", steps=1).parse_args(["--save", "--overwrite"]).overwrite
 
+
+
+RECIPES = ["gpt_shapes", "clip_shapes", "classifier_shapes", "vlp_shapes"]
+
+
+@pytest.mark.parametrize("name", RECIPES)
+def test_every_recipe_follows_the_protocol(name):
+    import importlib
+    import inspect
+
+    recipe = importlib.import_module(f"vitlib.recipes.{name}")
+    assert isinstance(recipe.NAME, str) and recipe.NAME in zoo.available()
+    for fn in ("world", "config", "train", "evaluate", "main"):
+        assert callable(getattr(recipe, fn, None)), f"{name} has no {fn}()"
+    params = inspect.signature(recipe.train).parameters
+    assert {"steps", "seed", "device", "progress"} <= set(params), f"{name}.train lacks a shared option"
+
+
+def test_train_and_evaluate_adds_steps_and_time():
+    class Recipe:
+        @staticmethod
+        def train(steps, **options):
+            return "model", {"loss": [1.0] * steps}
+
+        @staticmethod
+        def evaluate(model):
+            return {"accuracy": 0.5}
+
+    model, history, metrics = cli.train_and_evaluate(Recipe, steps=3)
+    assert model == "model" and metrics["steps"] == 3 and metrics["accuracy"] == 0.5
+    assert metrics["train_seconds"] >= 0

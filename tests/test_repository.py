@@ -526,3 +526,15 @@ def test_checker_catches_unfolded_solutions():
     untagged = solution(**SOLUTION_METADATA)
     untagged["metadata"]["tags"] = []
     assert "hide-input" in solution_problems({"cells": [untagged]})[0]
+
+
+def test_every_vitlib_module_names_its_chapter():
+    """A reader who opens a module finds, in its first lines, the chapter that derives it."""
+    import ast
+
+    missing = []
+    for path in sorted((ROOT / "vitlib").rglob("*.py")):
+        doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
+        if not re.search(r"\bchapters? \d{2}", doc):
+            missing.append(str(path.relative_to(ROOT)))
+    assert not missing, f"module docstrings that name no chapter (\"chapter NN\"): {missing}"

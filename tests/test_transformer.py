@@ -1,4 +1,5 @@
-"""vitlib.transformer: blocks and encoder equal PyTorch's, the GPT validates its input, the KV cache changes nothing."""
+"""vitlib.transformer: blocks and encoder equal PyTorch's, the text transformer and GPT validate their input, the KV
+cache and inputs_embeds change nothing, GPT-2's initialisation."""
 
 import math
 
@@ -8,23 +9,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from vitlib import zoo
-from vitlib.transformer import GPT, Block, Encoder, FeedForward, GPTConfig
+from vitlib.transformer import GPT, Block, Encoder, FeedForward, GPTConfig, TextTransformer
+
+from tiny_models import ids, tiny_gpt
 
 ATOL = 1e-5
-
-
-def tiny_gpt(seed=0, **overrides) -> GPT:
-    torch.manual_seed(seed)
-    cfg = dict(vocab_size=23, d_model=32, n_layers=2, n_heads=4, max_len=40) | overrides
-    model = GPT(GPTConfig(**cfg)).eval()
-    with torch.no_grad():  # spread the weights so that outputs differ visibly between positions and tokens
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.1)
-    return model
-
-
-def ids(B=3, T=9, V=23, seed=0):
-    return torch.randint(0, V, (B, T), generator=torch.Generator().manual_seed(seed))
 
 
 def test_feed_forward_is_the_formula():
@@ -100,10 +89,11 @@ def test_gpt_logits_shape_and_tied_head():
     logits = model(ids())
     assert logits.shape == (3, 9, 23)
     assert "lm_head" not in dict(model.named_parameters())
-    x = model.tok_emb(ids()) + model.pos_emb(torch.arange(9))
-    for block in model.blocks:
+    t = model.transformer
+    x = t.token_emb(ids()) + t.pos_emb(torch.arange(9))
+    for block in t.blocks:
         x = block(x)
-    torch.testing.assert_close(logits, model.norm(x) @ model.tok_emb.weight.T, atol=1e-5, rtol=0)
+    torch.testing.assert_close(logits, t.norm(x) @ t.token_emb.weight.T, atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize("bad, message", [
@@ -141,66 +131,6 @@ def test_kv_cache_gives_the_same_logits_step_by_step():
     torch.testing.assert_close(torch.cat(steps, dim=1), full, atol=ATOL, rtol=0)
 
 
-def test_generate_with_and_without_cache_is_identical():
-    model = tiny_gpt(max_len=64)
-    prompt = ids(B=4, T=5)
-    with_cache = model.generate(prompt, 40, use_cache=True)
-    without = model.generate(prompt, 40, use_cache=False)
-    assert with_cache.shape == (4, 45)
-    assert torch.equal(with_cache, without)
-    assert torch.equal(with_cache[:, :5], prompt)
-
-
-def test_generate_is_greedy_and_applies_the_processor():
-    model = tiny_gpt()
-    prompt = ids(B=2, T=4)
-    out = model.generate(prompt, 1)
-    assert torch.equal(out[:, -1], model(prompt)[:, -1].argmax(-1))
-    forced = model.generate(prompt, 3, logits_processor=lambda i, s: torch.where(
-        torch.arange(s.shape[-1]) == 7, 0.0, float("-inf")).expand_as(s))
-    assert (forced[:, 4:] == 7).all()
-    calls = []
-    model.generate(prompt, 3, logits_processor=lambda i, s: calls.append(i.shape) or s)
-    assert calls == [(2, 4), (2, 5), (2, 6)], "the processor sees the ids generated so far"
-
-
-def test_generate_stops_at_eos_and_pads_with_it():
-    model = tiny_gpt()
-    prompt = ids(B=2, T=3)
-    first = model.generate(prompt, 1)[:, -1]
-    eos = int(first[0])  # the first row ends at once; the second continues unless it also picks this token
-    out = model.generate(prompt, 10, eos_token_id=eos)
-    assert (out[0, 3:] == eos).all()
-    plain = model.generate(prompt, out.shape[1] - 3)
-    row = plain[1, 3:].tolist()
-    expected = row[:row.index(eos) + 1] + [eos] * (len(row) - row.index(eos) - 1) if eos in row else row
-    assert out[1, 3:].tolist() == expected
-
-
-def test_generate_checks_its_arguments():
-    model = tiny_gpt()
-    with pytest.raises(ValueError, match="exceeds max_len"):
-        model.generate(ids(T=30), 11)
-    with pytest.raises(ValueError, match="max_new_tokens"):
-        model.generate(ids(), -1)
-    with pytest.raises(ValueError, match=r"eos_token_id must be a token id in \[0, 23\) or None, got 23"):
-        model.generate(ids(), 2, eos_token_id=23)
-
-
-@pytest.mark.parametrize("use_cache", [True, False])
-def test_generate_never_returns_an_id_outside_the_vocabulary(use_cache):
-    """A logits processor that widened the scores let argmax pick an id >= vocab_size; on the last step nothing
-    re-checked it, and generate returned it. One that returned NaN (or -inf everywhere) let argmax pick any id."""
-    model = tiny_gpt()
-    wide = lambda i, s: torch.cat([s, s + 1], dim=-1)  # noqa: E731  the copy wins every argmax
-    with pytest.raises(ValueError, match=r"scores of shape \(3, 23\) \(batch, vocab_size\), got .* \(3, 46\)"):
-        model.generate(ids(), 1, use_cache=use_cache, logits_processor=wide)
-    with pytest.raises(ValueError, match="NaN scores"):
-        model.generate(ids(), 1, use_cache=use_cache, logits_processor=lambda i, s: s * math.nan)
-    top2 = lambda i, s: s.masked_fill(s < s.topk(2).values[:, -1:], -math.inf)  # noqa: E731  a valid processor
-    assert model.generate(ids(), 3, use_cache=use_cache, logits_processor=top2).max() < 23
-
-
 def test_an_empty_batch_is_refused_with_its_shape():
     model = tiny_gpt()
     for bad in (torch.zeros(0, 3, dtype=torch.long), torch.zeros(2, 0, dtype=torch.long)):
@@ -208,6 +138,8 @@ def test_an_empty_batch_is_refused_with_its_shape():
             model(bad)
     with pytest.raises(ValueError, match=r"got \(0, 3\)"):
         model.generate(torch.zeros(0, 3, dtype=torch.long), 2)
+    with pytest.raises(ValueError, match=r"inputs_embeds must have shape \(batch, length, 32\) .* got \(2, 0, 32\)"):
+        model(inputs_embeds=torch.zeros(2, 0, 32))
 
 
 @pytest.mark.parametrize("bad, message", [
@@ -246,7 +178,7 @@ def test_zoo_round_trip(tmp_path):
     loaded = zoo.load(tmp_path / "tiny")
     assert isinstance(loaded, GPT) and loaded.config == model.config
     torch.testing.assert_close(loaded(ids()), model(ids()), atol=0, rtol=0)
-    assert loaded.tok_emb.weight.data_ptr() != model.tok_emb.weight.data_ptr()
+    assert loaded.transformer.token_emb.weight.data_ptr() != model.transformer.token_emb.weight.data_ptr()
 
 
 def test_initial_loss_is_near_log_vocab():
@@ -255,3 +187,85 @@ def test_initial_loss_is_near_log_vocab():
     x = torch.randint(0, 80, (8, 16))
     loss = F.cross_entropy(model(x)[:, :-1].reshape(-1, 80), x[:, 1:].reshape(-1))
     assert abs(loss.item() - math.log(80)) < 0.05, "small initial weights: every token about equally likely"
+
+
+def test_inputs_embeds_equal_the_ids_they_embed():
+    """forward(inputs_embeds=E[x]) is forward(x): positions are added alike, with and without the cache."""
+    model = tiny_gpt()
+    x = ids(T=12)
+    embeds = model.transformer.token_emb(x)   # (B, T, d_model)
+    torch.testing.assert_close(model(inputs_embeds=embeds), model(x), atol=0, rtol=0)
+    mask = torch.ones(3, 12, dtype=torch.bool)
+    mask[0, 8:] = False
+    torch.testing.assert_close(model(inputs_embeds=embeds, attention_mask=mask), model(x, attention_mask=mask),
+                               atol=0, rtol=0)
+    logits, cache = model(inputs_embeds=embeds[:, :5], use_cache=True)   # a prompt of embeddings, then ids
+    steps = [logits]
+    for t in range(5, 12):
+        step = dict(inputs_embeds=embeds[:, t:t + 1]) if t % 2 else dict(input_ids=x[:, t:t + 1])
+        logits, cache = model(**step, past_kv=cache, use_cache=True)
+        steps.append(logits)
+    torch.testing.assert_close(torch.cat(steps, dim=1), model(x), atol=ATOL, rtol=0)
+
+
+def test_inputs_embeds_are_checked():
+    model = tiny_gpt()
+    x = ids()
+    with pytest.raises(ValueError, match=r"exactly one of input_ids \(B, T\) and inputs_embeds \(B, T, 32\), got both"):
+        model(x, inputs_embeds=model.transformer.token_emb(x))
+    with pytest.raises(ValueError, match="got neither"):
+        model()
+    with pytest.raises(ValueError, match=r"inputs_embeds must have shape \(batch, length, 32\), got \(3, 9, 16\)"):
+        model(inputs_embeds=torch.randn(3, 9, 16))
+    with pytest.raises(TypeError, match=r"inputs_embeds has dtype torch\.float64"):
+        model(inputs_embeds=torch.randn(3, 9, 32, dtype=torch.float64))
+    with pytest.raises(ValueError, match="sequence length 41 exceeds max_len=40"):
+        model(inputs_embeds=torch.randn(1, 41, 32))
+
+
+def test_gpt2_initialisation_scales_the_residual_projections():
+    """GPT-2 (and nanoGPT's c_proj) draw the two projections that write into the residual stream, attention's W^O
+    and the FFN's W_2, from N(0, 0.02 / sqrt(2 n_layers)); every other weight from N(0, 0.02); biases are 0."""
+    torch.manual_seed(0)
+    L = 6
+    model = GPT(GPTConfig(vocab_size=200, d_model=128, n_layers=L, n_heads=4, max_len=64))
+    blocks = model.transformer.blocks
+    residual = torch.cat([p.weight.flatten() for b in blocks for p in (b.attn.out_proj, b.ffn.fc2)])
+    assert residual.std().item() == pytest.approx(0.02 / math.sqrt(2 * L), rel=0.02)   # 0.0058, not 0.02
+    assert abs(residual.mean().item()) < 1e-4
+    others = torch.cat([p.weight.flatten() for b in blocks for p in (b.attn.q_proj, b.attn.v_proj, b.ffn.fc1)]
+                       + [model.transformer.token_emb.weight.flatten(), model.transformer.pos_emb.weight.flatten()])
+    assert others.std().item() == pytest.approx(0.02, rel=0.02)
+    assert all((b.attn.out_proj.bias == 0).all() and (b.ffn.fc2.bias == 0).all() for b in blocks)
+
+
+def test_text_transformer_serves_causal_and_bidirectional_towers():
+    torch.manual_seed(0)
+    causal = TextTransformer(23, 16, 32, 2, 4, causal=True).eval()
+    both_ways = TextTransformer(23, 16, 32, 2, 4, causal=False).eval()
+    both_ways.load_state_dict(causal.state_dict())
+    x = ids(T=8)
+    changed = x.clone()
+    changed[:, 6:] = (changed[:, 6:] + 1) % 23
+    torch.testing.assert_close(causal(x)[:, :6], causal(changed)[:, :6], atol=1e-6, rtol=0)
+    assert not torch.allclose(both_ways(x)[:, :6], both_ways(changed)[:, :6]), "bidirectional: the past sees ahead"
+    with pytest.raises(ValueError, match="a KV cache needs causal attention"):
+        both_ways(x, use_cache=True)
+    std = TextTransformer(23, 16, 64, 1, 4, embedding_std=(0.02, 0.01))
+    assert std.token_emb.weight.std().item() == pytest.approx(0.02, rel=0.1)
+    assert std.pos_emb.weight.std().item() == pytest.approx(0.01, rel=0.1)
+    with pytest.raises(ValueError, match=r"embedding_std must be None or \(std of E, std of P\)"):
+        TextTransformer(23, 16, 32, 1, 4, embedding_std=0.02)
+
+
+def test_attention_mask_checks():
+    model = tiny_gpt()
+    x = ids(B=2, T=4)
+    with pytest.raises(ValueError, match=r"attention_mask must have the shape of input_ids \(2, 4\), got \(2, 3\)"):
+        model(x, attention_mask=torch.ones(2, 3, dtype=torch.bool))
+    _, cache = model(x, use_cache=True)
+    with pytest.raises(ValueError, match=r"shape \(batch, cached \+ new length\) = \(2, 5\), got \(2, 1\)"):
+        model(x[:, :1], past_kv=cache, use_cache=True, attention_mask=torch.ones(2, 1, dtype=torch.bool))
+    with pytest.raises(ValueError, match=r"bool or 0/1 \(1 = real token\), got torch\.int64 \(2, 4\) with other"):
+        model(x, attention_mask=torch.full((2, 4), 2))
+    torch.testing.assert_close(model(x, attention_mask=torch.ones(2, 4, dtype=torch.long)), model(x))

@@ -1,4 +1,4 @@
-"""Input checks shared by the model configs and functions (every chapter's models use them).
+"""Input checks shared by the model configs and functions (chapters 01-13: every model's configuration uses them).
 
 Each raises as soon as an input is wrong, before anything large is allocated, with a message that names what was
 expected and what came: ``ValueError`` for a wrong value, ``TypeError`` for a wrong kind of value.

@@ -1,41 +1,51 @@
 """CLIP: a dual encoder that maps images and texts into one space, trained contrastively (chapter 05).
 
-    v = W_v ViT(I),   t = W_t TextTransformer(T)[eos],   s_ij = cos(v_i, t_j),   logits = s * exp(logit_scale)
+    v = W_v ViT(I),   t = W_t h_eos,   s_ij = cos(v_i, t_j),   logits_ij = s_ij exp(logit_scale) [+ logit_bias]
 
 The architecture follows CLIP (and transformers' ``CLIPModel``): a ViT vision tower with a LayerNorm before its
-encoder, pooled at the class token; a causal text transformer pooled at the first <eos>; bias-free projections; a
-learnable ``logit_scale`` = log(1 / tau), initialised to log(1 / 0.07) and clamped at log(100). The losses live in
-``vitlib.contrastive``; zero-shot classification and retrieval only compare embeddings.
+encoder, pooled at the class token; a causal ``vitlib.transformer.TextTransformer`` (GPT's, with CLIP's embedding
+initialisation; its docstring says where the two differ) pooled at each text's first <eos>; bias-free projections.
+
+Temperature: ``logit_scale`` = ln(1 / tau) is learned, from ln(1 / 0.07). The logits use exp(logit_scale) as it
+is, and ``clamp_logit_scale_()`` keeps it in [0, ln 100] (tau >= 0.01), called by the training loop after each
+optimiser step: OpenCLIP's order (``logit_scale.clamp_(0, math.log(100))`` after ``optimizer.step()``).
+transformers' ``CLIPModel`` does not clamp at all. Clamping inside forward instead, exp(min(logit_scale, ln 100)),
+gives a zero gradient once logit_scale passes ln 100, so that learning could never bring it back down.
+
+SigLIP: with ``CLIPConfig.logit_bias`` set (-10 in the SigLIP paper) the model learns a bias b as well, saved with
+its weights: logits = s exp(logit_scale) + b, and ``loss`` is the sigmoid loss (a bias shared by all logits cancels
+in InfoNCE's softmax, so it means something only there). The losses live in ``vitlib.contrastive``; zero-shot
+classification and retrieval only compare embeddings.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .contrastive import clip_loss, hinge_loss, recall_at_k, siglip_loss, similarity
-from .checks import check_divisible, check_id, check_int, check_positive_ints, check_token_ids, describe
-from .transformer import Block
+from .checks import check_divisible, check_int, check_number, check_positive_ints, check_token_ids, describe
+from .constants import LOGIT_SCALE_INIT
+from .contrastive import clamp_logit_scale_, clip_loss, siglip_loss, similarity
+from .transformer import TextTransformer
 from .vision import ViT, ViTConfig
 from .zoo import register_model
-from .constants import LOGIT_SCALE_INIT, LOGIT_SCALE_MAX
 
-__all__ = ["CLIPConfig", "CLIP", "TextTransformer", "zero_shot_classify", "encode_texts", "search_images",
-           "LOGIT_SCALE_INIT", "LOGIT_SCALE_MAX",
-           "clip_loss", "hinge_loss", "siglip_loss", "similarity", "recall_at_k"]  # the losses, re-exported
+__all__ = ["CLIPConfig", "CLIP", "zero_shot_classify", "encode_texts", "search_images"]
 
+SIZES = ("vocab_size", "max_len", "embed_dim", "image_size", "patch_size", "vision_width", "vision_layers",
+         "vision_heads", "text_width", "text_layers", "text_heads")
 
 
 @dataclass
 class CLIPConfig:
-    """Sizes of both towers (flat, so a checkpoint's JSON config reads at a glance).
+    """Sizes of both towers (flat, so a checkpoint's JSON config reads at a glance), and SigLIP's initial bias.
 
     The defaults are the course CLIP: 24x24 images cut into 3x3 patches of 8x8 pixels, one patch per cell of the
-    ShapesWorld grid (chapter 05 shows why that matters), and texts of up to 40 tokens.
+    ShapesWorld grid (chapter 05 shows why that matters), and texts of up to 40 tokens. ``logit_bias``: None for
+    CLIP (InfoNCE); a number, e.g. -10, for a learnable SigLIP bias starting there.
     """
 
     vocab_size: int = 80
@@ -50,70 +60,21 @@ class CLIPConfig:
     text_width: int = 64
     text_layers: int = 2
     text_heads: int = 4
+    logit_bias: float | None = None
 
     def __post_init__(self):
-        check_positive_ints(self, [name for name in vars(self) if name != "eos_id"])
+        check_positive_ints(self, SIZES)
         check_positive_ints(self, ["eos_id"], minimum=0)
         if self.eos_id >= self.vocab_size:
             raise ValueError(f"eos_id={self.eos_id} is outside the vocabulary of {self.vocab_size}")
         check_divisible(self.text_width, "text_width", self.text_heads, "text_heads")
+        if self.logit_bias is not None:
+            check_number(self.logit_bias, "logit_bias")
         self.vision_config()  # ViTConfig checks image_size % patch_size and vision_width % vision_heads
 
     def vision_config(self) -> ViTConfig:
         return ViTConfig(image_size=self.image_size, patch_size=self.patch_size, d_model=self.vision_width,
                          n_layers=self.vision_layers, n_heads=self.vision_heads, pre_norm=True)
-
-
-class TextTransformer(nn.Module):
-    """Token + position embeddings, causal pre-LN blocks, a final LayerNorm; pooled at each row's first <eos>."""
-
-    def __init__(self, vocab_size: int, max_len: int, width: int, n_layers: int, n_heads: int, eos_id: int):
-        super().__init__()
-        for name, value in (("vocab_size", vocab_size), ("max_len", max_len), ("n_layers", n_layers)):
-            check_int(value, name)
-        check_id(eos_id, "eos_id", vocab_size)
-        self.vocab_size, self.max_len, self.eos_id = vocab_size, max_len, eos_id
-        self.token_emb = nn.Embedding(vocab_size, width)
-        self.pos_emb = nn.Embedding(max_len, width)
-        nn.init.normal_(self.token_emb.weight, std=0.02)  # CLIP's initialisation of the two embeddings
-        nn.init.normal_(self.pos_emb.weight, std=0.01)
-        self.blocks = nn.ModuleList(Block(width, n_heads, causal=True) for _ in range(n_layers))
-        self.norm = nn.LayerNorm(width)
-
-    def _check(self, input_ids, attention_mask) -> torch.Tensor | None:
-        check_token_ids(input_ids, self.vocab_size, self.token_emb.weight.device)
-        if input_ids.shape[1] > self.max_len:
-            raise ValueError(f"sequence length {input_ids.shape[1]} exceeds max_len={self.max_len}")
-        if not (input_ids == self.eos_id).any(dim=1).all():
-            raise ValueError(f"every text must contain <eos> (id {self.eos_id}) to pool at; encode with add_eos=True")
-        if attention_mask is None:
-            return None
-        if not isinstance(attention_mask, torch.Tensor) or attention_mask.shape != input_ids.shape:
-            raise ValueError(f"attention_mask must have the shape of input_ids {tuple(input_ids.shape)}, got "
-                             f"{tuple(getattr(attention_mask, 'shape', ())) or type(attention_mask).__name__}")
-        if attention_mask.device != input_ids.device:
-            raise ValueError(f"attention_mask is on {attention_mask.device} but input_ids on {input_ids.device}")
-        if attention_mask.dtype != torch.bool and ((attention_mask != 0) & (attention_mask != 1)).any():
-            raise ValueError(f"attention_mask must be bool or 0/1 (1 = real token), got {describe(attention_mask)} "
-                             "with other values")
-        return attention_mask.to(torch.bool)
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                return_tokens: bool = False):
-        """input_ids (B, T) -> pooled (B, width); with ``return_tokens`` also every position (B, T, width).
-
-        attention_mask (B, T): True (or 1) for real tokens. Padding after <eos> never changes the pooled state,
-        since attention is causal; the mask keeps the states of the padding positions clean too.
-        """
-        attention_mask = self._check(input_ids, attention_mask)
-        B, T = input_ids.shape
-        x = self.token_emb(input_ids) + self.pos_emb(torch.arange(T, device=input_ids.device))  # (B, T, width)
-        for block in self.blocks:
-            x = block(x, attention_mask=attention_mask)
-        x = self.norm(x)
-        first_eos = (input_ids == self.eos_id).int().argmax(dim=1)            # (B,): argmax finds the first max
-        pooled = x[torch.arange(B, device=x.device), first_eos]               # (B, width)
-        return (pooled, x) if return_tokens else pooled
 
 
 @register_model(config_cls=CLIPConfig)
@@ -126,31 +87,52 @@ class CLIP(nn.Module):
             raise TypeError(f"CLIP expects a CLIPConfig, got {type(config).__name__}")
         c = self.config = config
         self.vision = ViT(c.vision_config())
-        self.text = TextTransformer(c.vocab_size, c.max_len, c.text_width, c.text_layers, c.text_heads, c.eos_id)
+        self.text = TextTransformer(c.vocab_size, c.max_len, c.text_width, c.text_layers, c.text_heads, causal=True,
+                                    embedding_std=(0.02, 0.01))   # CLIP's initialisation of E and P
         self.visual_projection = nn.Linear(c.vision_width, c.embed_dim, bias=False)
         self.text_projection = nn.Linear(c.text_width, c.embed_dim, bias=False)
         self.logit_scale = nn.Parameter(torch.tensor(LOGIT_SCALE_INIT))
+        self.register_parameter("logit_bias", None if c.logit_bias is None else
+                                nn.Parameter(torch.tensor(float(c.logit_bias))))
 
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
         """images float (B, 3, image_size, image_size) in [0, 1] -> v (B, embed_dim)."""
         return self.visual_projection(self.vision(images))
 
     def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """input_ids (B, T) with an <eos> in every row -> t (B, embed_dim)."""
-        return self.text_projection(self.text(input_ids, attention_mask))
+        """input_ids (B, T) with an <eos> in every row -> t = W_t h_eos (B, embed_dim), h_eos the text tower's state
+        at the row's first <eos>. Padding after it never changes t, since attention is causal; attention_mask (B, T)
+        (True or 1 for real tokens) keeps the states of the padding positions clean too."""
+        eos = self.config.eos_id
+        check_token_ids(input_ids, self.config.vocab_size, self.logit_scale.device)
+        if not (input_ids == eos).any(dim=1).all():
+            raise ValueError(f"every text must contain <eos> (id {eos}) to pool at; encode with add_eos=True")
+        h = self.text(input_ids, attention_mask)                          # (B, T, text_width)
+        first_eos = (input_ids == eos).int().argmax(dim=1)                # (B,): argmax finds the first maximum
+        return self.text_projection(h[torch.arange(len(h), device=h.device), first_eos])   # (B, embed_dim)
 
     def scale(self) -> torch.Tensor:
-        """exp(logit_scale) = 1 / tau, with logit_scale clamped at log(100) as in CLIP."""
-        return self.logit_scale.clamp(max=LOGIT_SCALE_MAX).exp()
+        """exp(logit_scale) = 1 / tau, as it is: ``clamp_logit_scale_`` keeps it in [1, 100] between steps."""
+        return self.logit_scale.exp()
+
+    def clamp_logit_scale_(self) -> None:
+        """Clamp ``logit_scale`` in place to [0, ln 100], i.e. 0.01 <= tau <= 1; call it after each optimiser step.
+
+        OpenCLIP clamps here, after the step; clamping inside forward would zero the gradient above ln 100."""
+        clamp_logit_scale_(self.logit_scale)
 
     def forward(self, images: torch.Tensor, input_ids: torch.Tensor, attention_mask=None) -> torch.Tensor:
-        """logits_per_image (B_images, B_texts) = cos(v_i, t_j) / tau."""
-        return similarity(self.encode_image(images), self.encode_text(input_ids, attention_mask)) * self.scale()
+        """logits_per_image (B_images, B_texts) = cos(v_i, t_j) / tau, + logit_bias when the model has one."""
+        logits = similarity(self.encode_image(images), self.encode_text(input_ids, attention_mask)) * self.scale()
+        return logits if self.logit_bias is None else logits + self.logit_bias
 
     def loss(self, images: torch.Tensor, input_ids: torch.Tensor, attention_mask=None) -> torch.Tensor:
-        """The symmetric InfoNCE loss of a batch of matching (image, text) pairs."""
-        return clip_loss(self.encode_image(images), self.encode_text(input_ids, attention_mask),
-                         self.logit_scale.clamp(max=LOGIT_SCALE_MAX))
+        """The symmetric InfoNCE loss of a batch of matching (image, text) pairs; with a ``logit_bias``, SigLIP's
+        sigmoid loss."""
+        v, t = self.encode_image(images), self.encode_text(input_ids, attention_mask)
+        if self.logit_bias is None:
+            return clip_loss(v, t, self.logit_scale)
+        return siglip_loss(v, t, self.logit_scale, self.logit_bias)
 
 
 def encode_texts(model: CLIP, tokenizer, texts: list[str], device=None) -> torch.Tensor:

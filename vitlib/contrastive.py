@@ -1,4 +1,4 @@
-"""Contrastive image-text losses and retrieval metrics (chapter 05).
+"""Contrastive image-text losses, and the clamp that keeps their learnt temperature in range (chapter 05).
 
 With image embeddings v_i and text embeddings t_j (row i of each batch is a matching pair), cosine similarities
 s_ij = cos(v_i, t_j) and a temperature tau = 1 / exp(logit_scale):
@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from .checks import check_number, describe
+from .constants import LOGIT_SCALE_MAX
 
 
 def _check_embeds(a, b, names=("image_embeds", "text_embeds")) -> None:
@@ -100,38 +101,11 @@ def siglip_loss(image_embeds: torch.Tensor, text_embeds: torch.Tensor, logit_sca
     return -F.logsigmoid(z * logits).sum(dim=-1).mean()
 
 
-def recall_at_k(similarities: torch.Tensor, k: int, targets: torch.Tensor | None = None) -> float:
-    """R@k: the fraction of queries (rows) with a relevant candidate (column) among their k most similar.
+@torch.no_grad()
+def clamp_logit_scale_(logit_scale: torch.Tensor) -> None:
+    """Clamp a learnt ``logit_scale`` = ln(1 / tau) in place to [0, ln 100], i.e. 0.01 <= tau <= 1 (chapter 05).
 
-    ``targets``: None (query i's one relevant candidate is column i, as for paired images and texts), a LongTensor
-    (Q,) of column indices, or a BoolTensor (Q, C) marking every relevant candidate of each query.
-    """
-    if not isinstance(similarities, torch.Tensor) or similarities.dim() != 2:
-        raise ValueError(f"similarities must be (queries, candidates), got {tuple(getattr(similarities, 'shape', ()))}")
-    Q, C = similarities.shape
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= C:
-        raise ValueError(f"k must be in 1..{C} (the number of candidates), got {k!r}")
-    if Q == 0:
-        raise ValueError("similarities has no queries (rows): recall over none is undefined")
-    if similarities.isnan().any():   # topk ranks NaN above every number: the recall would be silently wrong
-        raise ValueError("similarities holds NaN")
-    if targets is not None and not isinstance(targets, torch.Tensor):
-        raise TypeError(f"targets must be None, a LongTensor (Q,) or a BoolTensor (Q, C), got {describe(targets)}")
-    if targets is None:
-        if Q > C:
-            raise ValueError(f"without targets query i must match candidate i, but there are {Q} queries and {C} "
-                             f"candidates")
-        targets = torch.arange(Q, device=similarities.device)
-    if targets.dtype == torch.bool:
-        if targets.shape != (Q, C):
-            raise ValueError(f"a relevance mask must have the shape of similarities {(Q, C)}, got {tuple(targets.shape)}")
-        relevant = targets.to(similarities.device)
-    else:
-        if targets.shape != (Q,) or targets.dtype != torch.long:
-            raise ValueError(f"targets must be (queries,) = ({Q},) column indices (long), got {describe(targets)}")
-        if targets.min() < 0 or targets.max() >= C:
-            raise ValueError(f"targets must be column indices in [0, {C}), got values in "
-                             f"[{targets.min().item()}, {targets.max().item()}]")
-        relevant = F.one_hot(targets.to(similarities.device), C).bool()  # (Q, C)
-    top = similarities.topk(k, dim=1).indices                            # (Q, k)
-    return relevant.gather(1, top).any(dim=1).float().mean().item()
+    Called after each optimiser step, as OpenCLIP does: clamping inside forward instead would zero its gradient
+    once it passed ln 100 and leave it stuck there."""
+    logit_scale.clamp_(0.0, LOGIT_SCALE_MAX)
+

@@ -8,14 +8,13 @@ Counted bigram (maximum likelihood, add-alpha smoothing):
     p(b | a) = (C[a, b] + alpha) / (sum_b' C[a, b'] + alpha V)
 Neural bigram: one trained table W in R^(V x V) of logits, p(. | a) = softmax(W[a]), fit by cross-entropy
     NLL = -(1/N) sum_t log p(x_t | x_{t-1})
-and perplexity, the number of equally likely choices that would be as surprising:
+and perplexity (``vitlib.metrics.perplexity``), the number of equally likely choices that would be as surprising:
     PPL = exp(NLL)
+The same loss trains the GPT of chapter 03: ``collate`` pads documents, ``lm_loss`` scores position t's logits
+against token t + 1, ``token_nll`` gives the NLL of every predicted token of a set of documents.
 """
 
 from __future__ import annotations
-
-import math
-import numbers
 
 import torch
 from einops import rearrange
@@ -24,7 +23,7 @@ from torch import nn
 from .checks import check_id, check_int, check_number, describe
 from .constants import IGNORE_INDEX
 
-__all__ = ["cross_entropy", "perplexity", "bigram_pairs", "BigramCounts", "NeuralBigram", "sample_bigram"]
+__all__ = ["cross_entropy", "collate", "lm_loss", "token_nll", "bigram_pairs", "BigramCounts", "NeuralBigram", "sample_bigram"]
 
 
 def cross_entropy(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
@@ -57,27 +56,6 @@ def cross_entropy(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int
     log_p = torch.log_softmax(logits, dim=-1)                                        # (..., V): z - logsumexp(z)
     nll = -log_p.gather(-1, y[..., None])[..., 0]                                    # (...)
     return (nll * keep).sum() / keep.sum()
-
-
-def perplexity(nll) -> float:
-    """exp(mean NLL) from per-token negative log-likelihoods (a tensor, in nats) or their mean (a number).
-
-    A mean NLL too large for a float (above ~709.8 nats) gives inf, as an infinite one does.
-    """
-    if isinstance(nll, torch.Tensor):
-        if nll.numel() == 0 or nll.dtype == torch.bool or nll.is_complex():
-            raise ValueError(f"nll must be a non-empty real tensor, got {describe(nll)}")
-        mean = nll.double().mean().item()
-    elif isinstance(nll, numbers.Real) and not isinstance(nll, bool):
-        mean = float(nll)
-    else:
-        raise TypeError(f"nll must be a tensor of per-token NLLs or a number, got {describe(nll)}")
-    if math.isnan(mean):
-        raise ValueError("nll is NaN: some token's probability was NaN (check the model's outputs)")
-    try:
-        return math.exp(mean)
-    except OverflowError:
-        return math.inf
 
 
 def bigram_pairs(sequences) -> tuple[torch.Tensor, torch.Tensor]:
@@ -192,3 +170,38 @@ def sample_bigram(log_probs: torch.Tensor, n: int, bos_id: int, eos_id: int, max
         steps.append(current)
     ids = rearrange(torch.stack(steps), "t n -> n t").tolist()                       # (n, max_len)
     return [s[:s.index(eos_id)] if eos_id in s else s for s in ids]
+
+
+def collate(seqs: list[list[int]], pad_id: int = 0) -> dict[str, torch.Tensor]:
+    """Pad a batch of id lists; labels are the ids themselves with padding replaced by IGNORE_INDEX."""
+    if not seqs or not all(isinstance(s, (list, tuple)) and len(s) > 0 for s in seqs):
+        raise ValueError(f"seqs must be a non-empty list of non-empty id lists, got {describe(seqs)}")
+    T = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), T), pad_id, dtype=torch.long)
+    labels = torch.full((len(seqs), T), IGNORE_INDEX, dtype=torch.long)
+    for b, s in enumerate(seqs):
+        ids[b, :len(s)] = torch.tensor(s)
+        labels[b, :len(s)] = torch.tensor(s)
+    return {"input_ids": ids, "labels": labels}
+
+
+def lm_loss(model: nn.Module, batch: dict, reduction: str = "mean") -> torch.Tensor:
+    """Next-token cross-entropy: the logits at position t predict the label at t + 1 (IGNORE_INDEX skipped)."""
+    logits = model(batch["input_ids"])[:, :-1]  # (B, T-1, V): predictions for tokens 1..T-1
+    targets = batch["labels"][:, 1:]            # (B, T-1)
+    return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                                       ignore_index=IGNORE_INDEX, reduction=reduction)
+
+
+@torch.no_grad()
+def token_nll(model: nn.Module, seqs: list[list[int]], batch_size: int = 256) -> torch.Tensor:
+    """The NLL (nats) of every predicted token of the documents ``seqs``, (N_tokens,): perplexity's input."""
+    check_int(batch_size, "batch_size")
+    device = next(model.parameters()).device
+    out = []
+    for i in range(0, len(seqs), batch_size):
+        batch = {k: v.to(device) for k, v in collate(seqs[i:i + batch_size]).items()}
+        nll = lm_loss(model, batch, reduction="none")                 # (B (T-1),), 0 where ignored
+        out.append(nll[batch["labels"][:, 1:].reshape(-1) != IGNORE_INDEX].cpu())
+    return torch.cat(out)
+

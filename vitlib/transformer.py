@@ -1,17 +1,17 @@
-"""The transformer: feed-forward network, pre-LN block, encoder, and a GPT decoder with KV cache (chapter 03).
+"""The transformer: feed-forward network, pre-LN block, encoder, text transformer and GPT with KV cache (chapter 03).
 
     FFN(x) = act(x W_1 + b_1) W_2 + b_2                       act = GELU (GPT) or ReLU (the original transformer)
     LayerNorm(x) = (x - mean(x)) / sqrt(var(x) + eps) * gamma + beta      over the last (feature) dimension
     pre-LN block:   x <- x + MHA(LN_1(x));   x <- x + FFN(LN_2(x))
 
-An ``Encoder`` stacks non-causal blocks (the ViT of chapter 04 and the text tower of chapter 05 reuse it). ``GPT``
-adds token and learned position embeddings, causal blocks, a final LayerNorm and an LM head tied to the token
-embedding:  p(x_t | x_<t) = softmax(LN(h_t) E^T).  ``GPT.generate`` decodes greedily, with or without the KV cache.
+An ``Encoder`` stacks non-causal blocks (the ViT of chapter 04 reuses it). A ``TextTransformer`` puts token and
+position embeddings under causal or bidirectional blocks: the text tower of GPT, CLIP (ch. 05) and VLP (ch. 06).
+``GPT`` ties an LM head to its token embedding: p(x_t | x_<t) = softmax(LN(h_t) E^T).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
 from dataclasses import dataclass
 
 import torch
@@ -19,8 +19,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .attention import MultiHeadAttention
-from .checks import (MAX_SIZE, check_divisible, check_id, check_int, check_like, check_number, check_one_of,
+from .checks import (MAX_SIZE, check_divisible, check_int, check_like, check_number, check_one_of,
                      check_positive_ints, check_probability, check_token_ids, describe)
+from .decoding import generate
 from .zoo import register_model
 
 ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU}
@@ -118,12 +119,114 @@ class Encoder(nn.Module):
                    layer.linear1.out_features, layer.dropout.p, act, layer.norm1.eps)
         for block, ref in zip(ours.blocks, encoder.layers):
             block.attn = MultiHeadAttention.from_torch(ref.self_attn)
-            block.norm1.load_state_dict(ref.norm1.state_dict())
-            block.norm2.load_state_dict(ref.norm2.state_dict())
-            block.ffn.fc1.load_state_dict(ref.linear1.state_dict())
-            block.ffn.fc2.load_state_dict(ref.linear2.state_dict())
+            for mine, theirs in ((block.norm1, ref.norm1), (block.norm2, ref.norm2), (block.ffn.fc1, ref.linear1),
+                                 (block.ffn.fc2, ref.linear2)):
+                mine.load_state_dict(theirs.state_dict())
         ours.norm.load_state_dict(encoder.norm.state_dict())
         return ours.to(encoder.norm.weight.device)
+
+
+class TextTransformer(nn.Module):
+    """Token and learned position embeddings, pre-LN blocks, a final LayerNorm: ids (B, T) -> h (B, T, d_model).
+
+        h_0 = E[x_t] + P[t],   h_l = Block_l(h_(l-1)),   h = LN(h_L)
+
+    The text tower of three models, which agree on this maths and differ in the rest:
+      GPT (ch. 03)   causal; dropout; GPT-2's initialisation (``GPT._init_weights``); an LM head tied to E.
+      CLIP (ch. 05)  causal; E ~ N(0, 0.02) but P ~ N(0, 0.01), as CLIP; PyTorch's init elsewhere; read at <eos>.
+      VLP (ch. 06)   bidirectional (``causal=False``, as BERT); PyTorch's init, embeddings N(0, 1); one more id,
+                     [MASK]; read at <bos> (BERT's [CLS]) and by the fusion encoder.
+    ``embedding_std`` = (std of E, std of P) redraws the embeddings; None keeps PyTorch's N(0, 1). ``inputs_embeds``
+    (B, T, d_model) replace E[x] (chapter 11 splices image tokens in). A causal tower keeps a KV cache: ``past_kv``
+    holds positions 0..P-1 and the new tokens sit at P..P+T-1.
+    """
+
+    def __init__(self, vocab_size: int, max_len: int, d_model: int, n_layers: int, n_heads: int,
+                 d_ff: int | None = None, dropout: float = 0.0, causal: bool = True, activation: str = "gelu",
+                 norm_eps: float = 1e-5, embedding_std: tuple[float, float] | None = None):
+        super().__init__()
+        for name, value in (("vocab_size", vocab_size), ("max_len", max_len), ("d_model", d_model),
+                            ("n_layers", n_layers)):
+            check_int(value, name)
+        if embedding_std is not None and not (isinstance(embedding_std, (tuple, list)) and len(embedding_std) == 2
+                                              and all(isinstance(s, float) and s > 0 for s in embedding_std)):
+            raise ValueError(f"embedding_std must be None or (std of E, std of P), floats > 0, got {embedding_std!r}")
+        self.vocab_size, self.max_len, self.d_model, self.causal = vocab_size, max_len, d_model, causal
+        self.token_emb = nn.Embedding(vocab_size, d_model)   # E
+        self.pos_emb = nn.Embedding(max_len, d_model)        # P
+        if embedding_std is not None:
+            nn.init.normal_(self.token_emb.weight, std=embedding_std[0])
+            nn.init.normal_(self.pos_emb.weight, std=embedding_std[1])
+        self.drop = nn.Dropout(dropout)
+        self.blocks = nn.ModuleList(Block(d_model, n_heads, d_ff, dropout, causal, activation, norm_eps)
+                                    for _ in range(n_layers))
+        self.norm = nn.LayerNorm(d_model, eps=norm_eps)
+
+    def forward(self, input_ids=None, attention_mask=None, past_kv=None, use_cache: bool = False,
+                inputs_embeds=None):
+        """input_ids (B, T), or inputs_embeds (B, T, d_model) -> h (B, T, d_model); with ``use_cache`` also the new
+        cache, one (k, v) per layer, each (B, H, P+T, Dh). attention_mask (B, P+T): True (or 1) for real tokens."""
+        past_len = self._check_cache(past_kv, use_cache)
+        x, name = self._embed(input_ids, inputs_embeds, past_len)              # (B, T, d_model): E[x_t]
+        B, T = x.shape[:2]
+        mask = self._check_mask(attention_mask, (B, past_len + T), past_len, x.device, name)
+        x = self.drop(x + self.pos_emb(torch.arange(past_len, past_len + T, device=x.device)))   # + P[t], t = P..P+T-1
+        cache = []
+        for i, block in enumerate(self.blocks):
+            out = block(x, mask, None if past_kv is None else past_kv[i], use_cache)
+            x, kv = out if use_cache else (out, None)
+            cache.append(kv)
+        return (self.norm(x), tuple(cache)) if use_cache else self.norm(x)
+
+    def _embed(self, input_ids, inputs_embeds, past_len: int) -> tuple[torch.Tensor, str]:
+        """(E[x] (B, T, d_model), the input's name) from exactly one of input_ids and inputs_embeds, checked."""
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError(f"pass exactly one of input_ids (B, T) and inputs_embeds (B, T, {self.d_model}), got "
+                             f"{'neither' if input_ids is None else 'both'}")
+        if input_ids is not None:
+            check_token_ids(input_ids, self.vocab_size, self.token_emb.weight.device)
+            name, wanted, shape = "input_ids", "(batch, length)", tuple(input_ids.shape)
+        else:
+            check_like(inputs_embeds, "inputs_embeds", self.token_emb.weight)
+            name, wanted, shape = "inputs_embeds", f"(batch, length, {self.d_model})", tuple(inputs_embeds.shape)
+            if len(shape) != 3 or shape[-1] != self.d_model:
+                raise ValueError(f"inputs_embeds must have shape {wanted}, got {shape}")
+        if 0 in shape[:2]:   # an empty batch or sequence: nothing to compute
+            raise ValueError(f"{name} must have shape {wanted} with batch, length >= 1, got {shape}")
+        if past_len + shape[1] > self.max_len:
+            raise ValueError(f"sequence length {past_len + shape[1]} exceeds max_len={self.max_len}")
+        return (self.token_emb(input_ids) if inputs_embeds is None else inputs_embeds), name
+
+    def _check_cache(self, past_kv, use_cache: bool) -> int:
+        """P, the number of cached positions: past_kv holds one (k, v) of (B, H, P, Dh) per layer (or is None)."""
+        if (past_kv is not None or use_cache) and not self.causal:
+            raise ValueError("a KV cache needs causal attention: in a bidirectional tower every token attends to the "
+                             "later ones, so the keys and values of earlier tokens change with each new one")
+        n = len(self.blocks)
+        if past_kv is not None and not (isinstance(past_kv, (tuple, list)) and len(past_kv) == n and all(
+                isinstance(kv, (tuple, list)) and len(kv) == 2 and all(isinstance(t, torch.Tensor) and t.dim() == 4
+                                                                      for t in kv) for kv in past_kv)):
+            got = f"{len(past_kv)} entries" if isinstance(past_kv, (tuple, list)) else describe(past_kv)
+            raise ValueError(f"past_kv must be the cache an earlier call returned, one (k, v) pair of 4-D tensors "
+                             f"per layer ({n}), got {got}")
+        return 0 if past_kv is None else past_kv[0][0].shape[2]
+
+    @staticmethod
+    def _check_mask(attention_mask, shape: tuple, past_len: int, device, name: str) -> torch.Tensor | None:
+        """attention_mask (B, P+T), bool or 0/1 (1 = real token), on the inputs' device -> bool, or None."""
+        if attention_mask is None:
+            return None
+        if not isinstance(attention_mask, torch.Tensor):
+            raise TypeError(f"attention_mask must be a bool or 0/1 tensor {shape}, got {describe(attention_mask)}")
+        if tuple(attention_mask.shape) != shape:
+            of = f"the shape of {name}" if past_len == 0 else "shape (batch, cached + new length) ="
+            raise ValueError(f"attention_mask must have {of} {shape}, got {tuple(attention_mask.shape)}")
+        if attention_mask.device != device:
+            raise ValueError(f"attention_mask is on {attention_mask.device} but {name} on {device}")
+        if attention_mask.dtype != torch.bool and ((attention_mask != 0) & (attention_mask != 1)).any():
+            raise ValueError(f"attention_mask must be bool or 0/1 (1 = real token), got {describe(attention_mask)} "
+                             "with other values")
+        return attention_mask.to(torch.bool)
 
 
 @dataclass
@@ -153,137 +256,53 @@ class GPTConfig:
 
 @register_model(config_cls=GPTConfig)
 class GPT(nn.Module):
-    """Decoder-only transformer language model: ids (B, T) -> next-token logits (B, T, vocab_size)."""
+    """Decoder-only language model: a causal ``TextTransformer`` read by an LM head tied to its token embedding E,
+    ids (B, T) -> next-token logits (B, T, vocab_size) = h E^T."""
 
     def __init__(self, config: GPTConfig):
         super().__init__()
         if not isinstance(config, GPTConfig):
             raise TypeError(f"GPT expects a GPTConfig, got {type(config).__name__}")
         c = self.config = config
-        self.tok_emb = nn.Embedding(c.vocab_size, c.d_model)
-        self.pos_emb = nn.Embedding(c.max_len, c.d_model)
-        self.drop = nn.Dropout(c.dropout)
-        self.blocks = nn.ModuleList(Block(c.d_model, c.n_heads, c.d_ff, c.dropout, causal=True,
-                                          activation=c.activation, norm_eps=c.norm_eps) for _ in range(c.n_layers))
-        self.norm = nn.LayerNorm(c.d_model, eps=c.norm_eps)
-        self.apply(self._init)
+        self.transformer = TextTransformer(c.vocab_size, c.max_len, c.d_model, c.n_layers, c.n_heads, c.d_ff,
+                                           c.dropout, causal=True, activation=c.activation, norm_eps=c.norm_eps)
+        self._init_weights()
 
-    @staticmethod
-    def _init(module: nn.Module) -> None:
-        """GPT-2's initialisation: N(0, 0.02) weights, zero biases."""
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(module.weight, std=0.02)
-        if isinstance(module, nn.Linear) and module.bias is not None:
-            nn.init.zeros_(module.bias)
+    def _init_weights(self) -> None:
+        """GPT-2's initialisation (Radford et al., 2019, sec. 2.3; nanoGPT): Linear and Embedding weights ~ N(0, 0.02),
+        biases 0, except the projections that write into the residual stream, attention's W^O and the FFN's W_2
+        (GPT-2's ``c_proj``): N(0, 0.02 / sqrt(2 n_layers)), since the stream sums 2 n_layers of them."""
+        for module in self.modules():
+            if isinstance(module, (nn.Linear, nn.Embedding)):
+                nn.init.normal_(module.weight, std=0.02)
+            if isinstance(module, nn.Linear) and module.bias is not None:
+                nn.init.zeros_(module.bias)
+        for block in self.transformer.blocks:
+            for proj in (block.attn.out_proj, block.ffn.fc2):
+                nn.init.normal_(proj.weight, std=0.02 / math.sqrt(2 * self.config.n_layers))
 
-    def _check_ids(self, input_ids, past_len: int) -> None:
-        check_token_ids(input_ids, self.config.vocab_size, self.tok_emb.weight.device)
-        if 0 in input_ids.shape:   # an empty batch or sequence: nothing to predict from
-            raise ValueError(f"input_ids must have shape (batch, length) with batch, length >= 1, got "
-                             f"{tuple(input_ids.shape)}")
-        if past_len + input_ids.shape[1] > self.config.max_len:
-            raise ValueError(f"sequence length {past_len + input_ids.shape[1]} exceeds max_len={self.config.max_len}")
+    def forward(self, input_ids=None, attention_mask=None, past_kv=None, use_cache: bool = False,
+                inputs_embeds=None):
+        """input_ids (B, T), or inputs_embeds (B, T, d_model) -> logits (B, T, V); with ``use_cache`` also the new
+        cache. past_kv: the cache of an earlier call (tokens 0..P-1); attention_mask (B, P+T): True for real tokens."""
+        out = self.transformer(input_ids, attention_mask, past_kv, use_cache, inputs_embeds)
+        h, cache = out if use_cache else (out, None)                # h (B, T, d_model), after the final LayerNorm
+        logits = F.linear(h, self.transformer.token_emb.weight)     # tied head: (B, T, V)
+        return (logits, cache) if use_cache else logits
 
-    def forward(self, input_ids, attention_mask=None, past_kv=None, use_cache: bool = False):
-        """input_ids (B, T) -> logits (B, T, V); with ``use_cache`` also the new cache (one (k, v) per layer).
-
-        past_kv: the cache from an earlier call (the first P tokens); input_ids are then tokens P..P+T-1.
-        attention_mask: (B, P+T) bool or 0/1, True for real tokens.
-        """
-        if past_kv is not None:
-            self._check_cache(past_kv)
-        past_len = 0 if past_kv is None else past_kv[0][0].shape[2]
-        self._check_ids(input_ids, past_len)
-        T = input_ids.shape[1]
-        if attention_mask is not None:
-            if not isinstance(attention_mask, torch.Tensor):
-                raise TypeError(f"attention_mask must be a bool or 0/1 tensor (batch, length), got "
-                                f"{describe(attention_mask)}")
-            attention_mask = attention_mask.to(device=input_ids.device, dtype=torch.bool)
-        positions = torch.arange(past_len, past_len + T, device=input_ids.device)  # (T,)
-        x = self.drop(self.tok_emb(input_ids) + self.pos_emb(positions))           # (B, T, d_model)
-        cache = []
-        for i, block in enumerate(self.blocks):
-            out = block(x, attention_mask, None if past_kv is None else past_kv[i], use_cache)
-            x, kv = out if use_cache else (out, None)
-            cache.append(kv)
-        logits = F.linear(self.norm(x), self.tok_emb.weight)  # tied head: (B, T, V)
-        return (logits, tuple(cache)) if use_cache else logits
-
-    @torch.no_grad()
-    def generate(self, input_ids, max_new_tokens: int, use_cache: bool = True,
-                 logits_processor: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    def generate(self, input_ids, max_new_tokens: int, use_cache: bool = True, logits_processor=None,
                  eos_token_id: int | None = None) -> torch.Tensor:
-        """Extend input_ids (B, T) by up to ``max_new_tokens`` tokens; returns (B, T + new).
-
-        Each step picks argmax of the last position's scores, after ``logits_processor(ids, scores)`` if given
-        (a callable as in transformers, (B, t) and (B, V) -> (B, V): temperature, top-k, or a sampler that masks
-        all but the drawn token). A sequence that produced ``eos_token_id`` continues with eos; generation stops
-        early when every sequence has. With ``use_cache`` each step feeds only the newest token and reuses the
-        keys and values of the earlier ones; without it, the whole sequence is recomputed at every step.
-        """
-        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
-            raise ValueError(f"max_new_tokens must be a non-negative int, got {max_new_tokens!r}")
-        self._check_ids(input_ids, 0)
-        check_id(eos_token_id, "eos_token_id", self.config.vocab_size, optional=True)
-        if logits_processor is not None and not callable(logits_processor):
-            raise TypeError(f"logits_processor must be a callable (ids, scores) -> scores, got "
-                            f"{describe(logits_processor)}")
-        if input_ids.shape[1] + max_new_tokens > self.config.max_len:
-            raise ValueError(f"prompt length {input_ids.shape[1]} + max_new_tokens {max_new_tokens} exceeds "
-                             f"max_len={self.config.max_len}")
-        was_training = self.training
-        self.eval()
-        ids, past = input_ids, None
-        done = torch.zeros(ids.shape[0], dtype=torch.bool, device=ids.device)
-        for _ in range(max_new_tokens):
-            if use_cache:
-                logits, past = self(ids if past is None else ids[:, -1:], past_kv=past, use_cache=True)
-            else:
-                logits = self(ids)
-            scores = logits[:, -1]  # (B, V)
-            if logits_processor is not None:
-                scores = self._check_scores(logits_processor(ids, scores), scores.shape, done)
-            next_id = scores.argmax(dim=-1)  # (B,)
-            if eos_token_id is not None:
-                next_id = next_id.masked_fill(done, eos_token_id)
-                done = done | (next_id == eos_token_id)
-            ids = torch.cat([ids, next_id[:, None]], dim=1)  # (B, t + 1)
-            if eos_token_id is not None and done.all():
-                break
-        self.train(was_training)
-        return ids
-
-    def _check_cache(self, past_kv) -> None:
-        """One (k, v) pair of (B, H, P, Dh) tensors per layer; each layer's attention checks the sizes."""
-        n = len(self.blocks)
-        pairs = isinstance(past_kv, (tuple, list)) and len(past_kv) == n and all(
-            isinstance(kv, (tuple, list)) and len(kv) == 2 and all(isinstance(t, torch.Tensor) and t.dim() == 4
-                                                                  for t in kv) for kv in past_kv)
-        if not pairs:
-            got = f"{len(past_kv)} entries" if isinstance(past_kv, (tuple, list)) else describe(past_kv)
-            raise ValueError(f"past_kv must be the cache an earlier call returned, one (k, v) pair of 4-D tensors "
-                             f"per layer ({n}), got {got}")
-
-    @staticmethod
-    def _check_scores(scores, shape, done) -> torch.Tensor:
-        """A logits processor's output: (B, V) like its input (a wider one would let argmax pick an id >= V), and
-        for each unfinished row a number argmax can choose by (NaN, or every token at -inf, picks an arbitrary id)."""
-        if not isinstance(scores, torch.Tensor) or scores.shape != shape:
-            raise ValueError(f"logits_processor must return scores of shape {tuple(shape)} (batch, vocab_size), got "
-                             f"{describe(scores)}")
-        if ((scores.isnan().any(dim=-1) | scores.isneginf().all(dim=-1)) & ~done).any():
-            raise ValueError("logits_processor returned NaN scores, or -inf for every token, in some row: argmax "
-                             "would pick an arbitrary token")
-        return scores
+        """``vitlib.decoding.generate(self, ...)``: extend input_ids (B, T) by up to ``max_new_tokens`` tokens."""
+        return generate(self, input_ids, max_new_tokens, use_cache, logits_processor, eos_token_id)
 
     def parameter_groups(self) -> dict[str, int]:
         """Parameter counts by part: embeddings (token + position; the head is tied), attention, FFN, norms."""
         def count(params) -> int:
             return sum(p.numel() for p in params)
 
-        return {"embeddings": count([self.tok_emb.weight, self.pos_emb.weight]),
-                "attention": count(p for b in self.blocks for p in b.attn.parameters()),
-                "ffn": count(p for b in self.blocks for p in b.ffn.parameters()),
-                "norms": count([*(p for b in self.blocks for n in (b.norm1, b.norm2) for p in n.parameters()),
-                                *self.norm.parameters()])}
+        t = self.transformer
+        return {"embeddings": count([t.token_emb.weight, t.pos_emb.weight]),
+                "attention": count(p for b in t.blocks for p in b.attn.parameters()),
+                "ffn": count(p for b in t.blocks for p in b.ffn.parameters()),
+                "norms": count([*(p for b in t.blocks for n in (b.norm1, b.norm2) for p in n.parameters()),
+                                *t.norm.parameters()])}

@@ -210,30 +210,3 @@ class ViT(nn.Module):
             for h in hooks:
                 h.remove()
         return torch.stack([b.attn(x, need_weights=True)[1] for b, x in zip(self.encoder.blocks, inputs)])
-
-    @classmethod
-    def from_transformers(cls, model) -> ViT:
-        """A ViT with the weights of a transformers ``ViTModel`` (GELU, biased q/k/v; state-dict names of
-        transformers 5)."""
-        hf = model.config
-        if hf.hidden_act != "gelu" or not hf.qkv_bias:
-            raise ValueError(f"need hidden_act='gelu' and qkv_bias=True, got {hf.hidden_act!r}, {hf.qkv_bias!r}")
-        ours = cls(ViTConfig(image_size=hf.image_size, patch_size=hf.patch_size, in_channels=hf.num_channels,
-                             d_model=hf.hidden_size, n_layers=hf.num_hidden_layers, n_heads=hf.num_attention_heads,
-                             d_ff=hf.intermediate_size, norm_eps=hf.layer_norm_eps))
-        names = {"embeddings.cls_token": "cls_token", "embeddings.position_embeddings": "pos_emb",
-                 "layernorm.weight": "encoder.norm.weight", "layernorm.bias": "encoder.norm.bias"}
-        parts = {"attention.q_proj": "attn.q_proj", "attention.k_proj": "attn.k_proj",
-                 "attention.v_proj": "attn.v_proj", "attention.o_proj": "attn.out_proj",
-                 "layernorm_before": "norm1", "layernorm_after": "norm2", "mlp.fc1": "ffn.fc1", "mlp.fc2": "ffn.fc2"}
-        for i in range(hf.num_hidden_layers):
-            for theirs, mine in parts.items():
-                for p in ("weight", "bias"):
-                    names[f"layers.{i}.{theirs}.{p}"] = f"encoder.blocks.{i}.{mine}.{p}"
-        src = model.state_dict()
-        state = {mine: src[theirs] for theirs, mine in names.items()}
-        conv = src["embeddings.patch_embeddings.projection.weight"]                        # (D, C, P, P)
-        state["patch_embed.proj.weight"] = rearrange(conv, "d c p1 p2 -> d (p1 p2 c)")     # (D, P*P*C)
-        state["patch_embed.proj.bias"] = src["embeddings.patch_embeddings.projection.bias"]
-        ours.load_state_dict(state, strict=True)
-        return ours.to(conv.device, conv.dtype)

@@ -1,4 +1,4 @@
-"""Vision-language pre-training: fusion encoder, image-text matching with hard negatives, masked LM (chapter 06).
+"""Vision-language pre-training: image-text matching with hard negatives, masked LM, their sum (chapter 06).
 
     ITC:    s_ij = cos(W_v v_i, W_t t_j) / tau,   L_ITC = the symmetric InfoNCE of chapter 05
     fusion: h <- h + SA(LN_1 h);  h <- h + CA(LN_2 h, V);  h <- h + FFN(LN_3 h)       (V: the image tokens)
@@ -6,13 +6,13 @@
     MLM:    L_MLM = -mean over masked positions m of log p(x_m | x_masked, I)
     L = L_ITC + L_ITM + L_MLM
 
-ALBEF's and BLIP's layout: image and text encoders aligned by ITC; a fusion encoder (``nn.TransformerDecoder``
-without a causal mask) whose words cross-attend to the image tokens, read by the ITM and MLM heads.
+ALBEF's and BLIP's layout: image and text encoders aligned by ITC; a fusion encoder (``vitlib.fusion``) whose words
+cross-attend to the image tokens, read by the ITM and MLM heads. The text encoder is the ``TextTransformer`` of
+``vitlib.transformer`` run bidirectionally (as BERT), with one more id, [MASK], and pooled at <bos> (BERT's [CLS]).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -20,71 +20,14 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from .attention import MultiHeadAttention
-from .checks import (check_divisible, check_id, check_int, check_like, check_number, check_one_of,
-                     check_positive_ints, check_token_ids, describe)
-from .contrastive import clip_loss, similarity
-from .data import IGNORE_INDEX
-from .transformer import Encoder, FeedForward, torch_stack_settings
+from .checks import (check_divisible, check_id, check_int, check_number, check_one_of, check_positive_ints,
+                     check_token_ids, describe)
+from .constants import IGNORE_INDEX, LOGIT_SCALE_INIT
+from .contrastive import clamp_logit_scale_, clip_loss, similarity
+from .fusion import FusionEncoder
+from .transformer import TextTransformer
 from .vision import CNNConfig, CNNEncoder, ViT, ViTConfig, check_images
 from .zoo import register_model
-
-
-class FusionLayer(nn.Module):
-    """Pre-LN: self-attention over the text, cross-attention from the text to the image tokens, FFN (no dropout)."""
-
-    def __init__(self, d_model: int, n_heads: int, d_context: int | None = None, d_ff: int | None = None,
-                 activation: str = "gelu", norm_eps: float = 1e-5):
-        super().__init__()
-        self.norm1, self.norm2, self.norm3 = (nn.LayerNorm(d_model, eps=norm_eps) for _ in range(3))
-        self.self_attn = MultiHeadAttention(d_model, n_heads)
-        self.cross_attn = MultiHeadAttention(d_model, n_heads, d_context=d_context)
-        self.ffn = FeedForward(d_model, 4 * d_model if d_ff is None else d_ff, activation)
-
-    def forward(self, x, image, attention_mask=None):
-        """x (B, T, d_model), image (B, S, d_context), attention_mask (B, T) bool, True = real token."""
-        x = x + self.self_attn(self.norm1(x), attention_mask=attention_mask)
-        x = x + self.cross_attn(self.norm2(x), context=image)   # queries: words; keys and values: image tokens
-        return x + self.ffn(self.norm3(x))
-
-
-class FusionEncoder(nn.Module):
-    """``FusionLayer``s, then a LayerNorm: text (B, T, d_model), image (B, S, d_context) -> (B, T, d_model)."""
-
-    def __init__(self, d_model: int, n_heads: int, n_layers: int, d_context: int | None = None,
-                 d_ff: int | None = None, activation: str = "gelu", norm_eps: float = 1e-5):
-        super().__init__()
-        check_int(n_layers, "n_layers")
-        self.d_model, self.d_context = d_model, d_model if d_context is None else d_context
-        self.layers = nn.ModuleList(FusionLayer(d_model, n_heads, d_context, d_ff, activation, norm_eps)
-                                    for _ in range(n_layers))
-        self.norm = nn.LayerNorm(d_model, eps=norm_eps)
-
-    def forward(self, text: torch.Tensor, image: torch.Tensor, attention_mask: torch.Tensor | None = None):
-        check_like(text, "text", self.norm.weight)   # the image tokens are checked by the cross-attention
-        if text.dim() != 3 or text.shape[-1] != self.d_model:
-            raise ValueError(f"text must have shape (batch, length, {self.d_model}), got {tuple(text.shape)}")
-        if image.dim() != 3 or image.shape[-1] != self.d_context or image.shape[0] != text.shape[0]:
-            raise ValueError(f"image must have shape ({text.shape[0]}, S, {self.d_context}), got {tuple(image.shape)}")
-        for layer in self.layers:
-            text = layer(text, image, attention_mask)
-        return self.norm(text)
-
-    @classmethod
-    def from_torch(cls, decoder: nn.TransformerDecoder) -> FusionEncoder:
-        """A FusionEncoder with the weights of a pre-LN (``norm_first=True``), batch-first ``nn.TransformerDecoder``
-        with a final LayerNorm; equal to it in eval mode, run without ``tgt_mask`` (the text attends both ways)."""
-        ref, act = torch_stack_settings(decoder, nn.TransformerDecoder)
-        ours = cls(ref.self_attn.embed_dim, ref.self_attn.num_heads, len(decoder.layers), None,
-                   ref.linear1.out_features, act, ref.norm1.eps)
-        for layer, ref in zip(ours.layers, decoder.layers):
-            layer.self_attn = MultiHeadAttention.from_torch(ref.self_attn)
-            layer.cross_attn = MultiHeadAttention.from_torch(ref.multihead_attn)
-            for mine, theirs in ((layer.norm1, ref.norm1), (layer.norm2, ref.norm2), (layer.norm3, ref.norm3),
-                                 (layer.ffn.fc1, ref.linear1), (layer.ffn.fc2, ref.linear2)):
-                mine.load_state_dict(theirs.state_dict())
-        ours.norm.load_state_dict(decoder.norm.state_dict())
-        return ours.to(decoder.norm.weight.device)
 
 
 class ITMHead(nn.Linear):
@@ -238,16 +181,19 @@ class VLPModel(nn.Module):
             n_cells = (c.image_size // 2 ** (len(c.cnn_channels) - 1)) ** 2   # each stage after the first halves H, W
             self.cell_pos = nn.Parameter(torch.randn(1, n_cells, c.vision_width) * 0.02)
             self.cell_norm = nn.LayerNorm(c.vision_width)
-        self.token_emb = nn.Embedding(c.vocab_size + 1, c.text_width)   # + [MASK]
-        self.pos_emb = nn.Embedding(c.max_len, c.text_width)
-        self.text = Encoder(c.text_width, c.n_heads, c.text_layers)
+        self.text = TextTransformer(c.vocab_size + 1, c.max_len, c.text_width, c.text_layers, c.n_heads,
+                                    causal=False)   # + [MASK]; bidirectional, PyTorch's initialisation
         self.fusion = FusionEncoder(c.text_width, c.n_heads, c.fusion_layers, d_context=c.vision_width)
         self.image_proj, self.text_proj = nn.Linear(c.vision_width, c.embed_dim), nn.Linear(c.text_width, c.embed_dim)
-        self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))   # log(1 / tau), tau = 0.07 at first
+        self.logit_scale = nn.Parameter(torch.tensor(LOGIT_SCALE_INIT))   # log(1 / tau), tau = 0.07 at first
         self.itm_head, self.mlm_head = ITMHead(c.text_width), MLMHead(c.text_width, c.vocab_size)
 
-    def scale(self) -> torch.Tensor:   # 1 / tau = exp(logit_scale), clamped at 100 as in CLIP
-        return self.logit_scale.clamp(max=math.log(100)).exp()
+    def scale(self) -> torch.Tensor:   # 1 / tau = exp(logit_scale); kept <= 100 by clamp_logit_scale_
+        return self.logit_scale.exp()
+
+    def clamp_logit_scale_(self) -> None:
+        """Keep tau >= 0.01; call it after each optimiser step (``vitlib.contrastive.clamp_logit_scale_``)."""
+        clamp_logit_scale_(self.logit_scale)
 
     def encode_image(self, images: torch.Tensor):
         """images (B, 3, H, W) -> (ITC embedding (B, embed_dim), image tokens (B, S, vision_width))."""
@@ -261,8 +207,7 @@ class VLPModel(nn.Module):
 
     def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
         """ids (B, T) starting with <bos> -> (ITC embedding (B, embed_dim), text tokens (B, T, text_width))."""
-        positions = torch.arange(input_ids.shape[1], device=input_ids.device)
-        tokens = self.text(self.token_emb(input_ids) + self.pos_emb(positions), attention_mask)   # (B, T, D)
+        tokens = self.text(input_ids, attention_mask)                    # (B, T, text_width)
         return self.text_proj(tokens[:, 0]), tokens                      # pooled at <bos>, BERT's [CLS]
 
     def itm_logits(self, image_tokens, text_tokens, attention_mask) -> torch.Tensor:   # row-aligned pairs -> (B, 2)
@@ -274,7 +219,7 @@ class VLPModel(nn.Module):
         return similarity(self.encode_image(images)[0], self.encode_text(input_ids, attention_mask)[0]) * self.scale()
 
     def _check(self, images, input_ids, attention_mask) -> None:
-        check_token_ids(input_ids, self.config.vocab_size, self.token_emb.weight.device)
+        check_token_ids(input_ids, self.config.vocab_size, self.logit_scale.device)
         if not 0 < input_ids.shape[1] <= self.config.max_len:
             raise ValueError(f"text length must be in 1..{self.config.max_len} (max_len), got {input_ids.shape[1]}")
         if getattr(attention_mask, "dtype", None) != torch.bool or attention_mask.shape != input_ids.shape:

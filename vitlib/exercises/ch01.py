@@ -10,7 +10,8 @@ import torch
 
 from ..data import ShapesWorld
 from ..data.bpe import merge
-from ..lm import BigramCounts, bigram_pairs, perplexity
+from ..lm import BigramCounts, bigram_pairs
+from ..metrics import perplexity
 from ..positional import apply_rope, frequencies, sinusoidal_encoding
 from . import Case, check, function_name, kind, mismatch
 

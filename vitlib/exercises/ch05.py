@@ -6,7 +6,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..contrastive import clip_loss, hinge_loss, recall_at_k, similarity
+from ..contrastive import clip_loss, hinge_loss, similarity
+from ..metrics import recall_at_k
 from . import Case, check, function_name
 
 

@@ -11,37 +11,30 @@ generators make), and scored on the clean test scenes:
 
 from __future__ import annotations
 
-import itertools
+import sys
 
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from . import cli
-from ..data import Obj, Scene, ShapesWorld, to_tensor
-from ..data.render import BACKGROUND, GRID
-from ..utils import Timer, count_parameters, get_device, seed_everything, train
-from ..classifier import ATTRIBUTES, AttributeClassifier, scene_labels
-from ..vision import CNNConfig, CNNEncoder, ViT, ViTConfig
+from ..data import Scene, ShapesWorld, one_object_scenes, to_tensor
+from ..data.render import BACKGROUND
+from ..train import train as run_training
+from ..utils import count_parameters, get_device, seed_everything
+from ..classifier import ATTRIBUTES, AttributeClassifier, AttributeClassifierConfig, scene_labels
 
 NAME = "shapes-classifier"
 KINDS = ("cnn", "vit")
 SETTINGS = {"cnn": {"steps": 400, "lr": 1e-2}, "vit": {"steps": 800, "lr": 3e-3}}
 AUGMENTATION = {"recolour": 0.5, "jitter": 0.3, "shift": 0, "noise": 0.1}
 NOISE_EVAL = 0.1   # the pixel noise of the robustness metric
+STEPS = None       # each kind's own, in SETTINGS
 
 
 def world() -> ShapesWorld:
     """The one-object world the classifier learns: every colour+shape pair allowed."""
     return ShapesWorld(image_size=32, max_objects=1, holdout=(), seed=0)
-
-
-def all_scenes(split: str, w: ShapesWorld | None = None) -> list[Scene]:
-    """Every distinct one-object scene of a split (train, val or test), in a fixed order."""
-    w = world() if w is None else w
-    scenes = [Scene((Obj(shape, color, size, divmod(cell, GRID)),))
-              for color, shape, size, cell in itertools.product(w.colors, w.shapes, w.sizes, range(GRID * GRID))]
-    return [s for s in scenes if ShapesWorld.split_of(s) == split]
 
 
 def tensors(scenes: list[Scene], w: ShapesWorld | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -50,13 +43,20 @@ def tensors(scenes: list[Scene], w: ShapesWorld | None = None) -> tuple[torch.Te
     return to_tensor(w.render_batch(scenes)), scene_labels(scenes)
 
 
-def encoder(kind: str) -> torch.nn.Module:
-    """The chapter's encoders, the same on every device: a 4-stage CNN, or a 2-layer ViT on 4x4 patches."""
+ENCODER_SETTINGS = {"cnn": {"channels": (16, 32, 64, 64)},
+                    "vit": {"image_size": 32, "patch_size": 4, "d_model": 64, "n_layers": 2, "n_heads": 4}}
+
+
+def config(kind: str = "cnn") -> AttributeClassifierConfig:
+    """The chapter's classifiers, the same on every device: a 4-stage CNN, or a 2-layer ViT on 4x4 patches."""
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}; allowed: {', '.join(KINDS)}")
-    if kind == "cnn":
-        return CNNEncoder(CNNConfig(channels=(16, 32, 64, 64)))
-    return ViT(ViTConfig(image_size=32, patch_size=4, d_model=64, n_layers=2, n_heads=4))
+    return AttributeClassifierConfig(encoder=kind, encoder_config=dict(ENCODER_SETTINGS[kind]))
+
+
+def encoder(kind: str) -> torch.nn.Module:
+    """The encoder of ``config(kind)``, untrained."""
+    return config(kind).build_encoder()
 
 
 def augment(images: torch.Tensor, noise: float = 0.0, shift: int = 0, jitter: float = 0.0,
@@ -116,15 +116,14 @@ def accuracy(model: AttributeClassifier, images: torch.Tensor, labels: dict[str,
     return out
 
 
-def train_classifier(kind: str = "cnn", steps: int | None = None, seed: int = 0,
-                     device: torch.device | str | None = None, batch_size: int = 64, lr: float | None = None,
-                     augmentation: dict | None = None, eval_every: int = 50, progress: bool = True):
-    """Train an AttributeClassifier on the train scenes; return (model, history, metrics).
+def train(kind: str = "cnn", steps: int | None = None, seed: int = 0, device: torch.device | str | None = None,
+          progress: bool = True, batch_size: int = 64, lr: float | None = None, augmentation: dict | None = None,
+          eval_every: int = 50):
+    """Train an AttributeClassifier on the train scenes; return (model, history).
 
     ``steps`` and ``lr`` default to the kind's entry in SETTINGS, ``augmentation`` (keyword arguments of
-    ``augment``) to AUGMENTATION. metrics: test accuracy per attribute and "all" (every attribute right), the
-    number of test images, parameters, steps and training seconds. The history holds the loss of every step and
-    the validation accuracy (mean over attributes) every ``eval_every`` steps.
+    ``augment``) to AUGMENTATION. The history holds the loss of every step and the validation accuracy (mean over
+    attributes) every ``eval_every`` steps.
     """
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}; allowed: {', '.join(KINDS)}")
@@ -134,41 +133,38 @@ def train_classifier(kind: str = "cnn", steps: int | None = None, seed: int = 0,
     device = get_device() if device is None else torch.device(device)
     generator = seed_everything(seed)
     w = world()
-    (x_train, y_train), (x_val, y_val), (x_test, y_test) = (tensors(all_scenes(split, w), w)
-                                                            for split in ("train", "val", "test"))
+    (x_train, y_train), (x_val, y_val) = (tensors(one_object_scenes(w, split), w) for split in ("train", "val"))
     model = AttributeClassifier(encoder(kind)).to(device)
     loader = DataLoader(TensorDataset(x_train, *y_train.values()), batch_size=batch_size, shuffle=True,
                         generator=generator, drop_last=True)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.15)
 
-    def step_loss(m, batch):  # the scheduler follows each optimizer step (from the second call on)
-        if optimizer.state:
-            schedule.step()
-        return loss_fn(m, batch, **augmentation)
-
     def val_accuracy(m):
         acc = accuracy(m, x_val, y_val)
         return {"val_accuracy": sum(acc[a] for a in ATTRIBUTES) / len(ATTRIBUTES)}
 
-    with Timer() as timer:
-        history = train(model, loader, step_loss, optimizer, steps=steps, eval_fn=val_accuracy,
-                        eval_every=eval_every, progress=progress)
-    model.eval()
-    metrics = {"test_accuracy": accuracy(model, x_test, y_test),
-               "noisy_test_accuracy": accuracy(model, noisy(x_test, NOISE_EVAL), y_test), "noise_sigma": NOISE_EVAL,
-               "n_test": len(x_test),
-               "parameters": count_parameters(model), "steps": steps, "train_seconds": round(timer.seconds, 1)}
-    return model, history, metrics
+    history = run_training(model, loader, lambda m, batch: loss_fn(m, batch, **augmentation), optimizer,
+                           steps=steps, scheduler=schedule, eval_fn=val_accuracy, eval_every=eval_every,
+                           progress=progress)
+    return model.eval(), history
+
+
+def evaluate(model: AttributeClassifier) -> dict:
+    """Test accuracy per attribute and "all" (every attribute right), clean and with pixel noise; the number of
+    test images and of parameters."""
+    w = world()
+    x_test, y_test = tensors(one_object_scenes(w, "test"), w)
+    return {"test_accuracy": accuracy(model, x_test, y_test),
+            "noisy_test_accuracy": accuracy(model, noisy(x_test, NOISE_EVAL), y_test), "noise_sigma": NOISE_EVAL,
+            "n_test": len(x_test), "parameters": count_parameters(model)}
 
 
 def main(argv=None) -> None:
-    parser = cli.parser(__doc__.split("\n")[0], NAME, steps=None, steps_help="default: the kind's SETTINGS")
+    parser = cli.parser(__doc__.split("\n")[0], NAME, steps=STEPS, steps_help="default: the kind's SETTINGS")
     parser.add_argument("--kind", choices=KINDS, default="cnn")
     args = parser.parse_args(argv)
-    torch.set_num_threads(min(2, torch.get_num_threads()))
-    model, _, metrics = train_classifier(args.kind, args.steps, args.seed, device="cpu")
-    cli.report(model, metrics, NAME, args.save, args.overwrite)
+    cli.run(sys.modules[__name__], args, kind=args.kind)
 
 
 if __name__ == "__main__":

@@ -17,25 +17,27 @@ relevant to another if both hold the same set of colour+shape pairs.
 
 from __future__ import annotations
 
-import itertools
 import math
 import random
+import sys
+from dataclasses import replace
 
 import torch
-from torch import nn
 
 from . import cli
-from ..clip import CLIP, CLIPConfig, LOGIT_SCALE_MAX, zero_shot_classify
-from ..contrastive import clip_loss, hinge_loss, recall_at_k, siglip_loss, similarity
-from ..data import Obj, Scene, ShapesWorld, to_tensor
+from ..clip import CLIP, CLIPConfig, zero_shot_classify
+from ..contrastive import clip_loss, hinge_loss, siglip_loss, similarity
+from ..data import Scene, ShapesWorld, one_object_scenes, to_tensor
 from ..data.language import article
-from ..data.render import GRID
-from ..utils import Timer, count_parameters, get_device, seed_everything, train
+from ..metrics import recall_at_k
+from ..train import train as run_training
+from ..utils import count_parameters, get_device, seed_everything
 
 NAME = "clip-shapes"
 IMAGE_SIZE = 24
 LOSSES = ("infonce", "hinge", "siglip")
 N_RETRIEVAL = 500
+STEPS = 300
 
 
 def world(max_objects: int = 3) -> ShapesWorld:
@@ -52,16 +54,6 @@ def class_pairs(w: ShapesWorld | None = None) -> list[tuple[str, str]]:
 def class_texts(pairs: list[tuple[str, str]]) -> list[str]:
     """ "a red circle.", "an orange cross." ... for each (colour, shape): a caption in the world's grammar."""
     return [f"{article(c)} {c} {s}." for c, s in pairs]
-
-
-def one_object_scenes(split: str, w: ShapesWorld | None = None) -> list[Scene]:
-    """Every distinct one-object scene of a split: train/val/test by the world's hash, or "heldout"."""
-    w = world() if w is None else w
-    scenes = [Scene((Obj(shape, color, size, divmod(cell, GRID)),))
-              for color, shape, size, cell in itertools.product(w.colors, w.shapes, w.sizes, range(GRID * GRID))]
-    if split == "heldout":
-        return [s for s in scenes if s.pairs() <= w.holdout]
-    return [s for s in scenes if not s.pairs() & w.holdout and ShapesWorld.split_of(s) == split]
 
 
 def zero_shot_data(scenes: list[Scene], w: ShapesWorld | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -115,7 +107,7 @@ def config() -> CLIPConfig:
 def zero_shot_accuracy(model: CLIP, split: str, w: ShapesWorld | None = None) -> float:
     """Zero-shot colour+shape accuracy on every one-object scene of ``split``, among all 30 class texts."""
     w = world() if w is None else w
-    images, labels = zero_shot_data(one_object_scenes(split, w), w)
+    images, labels = zero_shot_data(one_object_scenes(w, split), w)
     device = next(model.parameters()).device
     predicted = zero_shot_classify(model, w.tokenizer, images.to(device), class_texts(class_pairs(w)))
     return (predicted.cpu() == labels).float().mean().item()
@@ -129,7 +121,7 @@ def retrieval_data(n: int = N_RETRIEVAL, w: ShapesWorld | None = None) -> tuple[
 
 
 @torch.no_grad()
-def retrieval(model: CLIP, n: int = N_RETRIEVAL, w: ShapesWorld | None = None) -> dict[str, float]:
+def retrieval_recalls(model: CLIP, n: int = N_RETRIEVAL, w: ShapesWorld | None = None) -> dict[str, float]:
     """R@1 and R@5 of text -> image and image -> text (the paired item), and of image -> image: another image with
     the same set of colour+shape pairs, asked only of the images that have one in the gallery."""
     scenes, data = retrieval_data(n, w)
@@ -149,22 +141,27 @@ def retrieval(model: CLIP, n: int = N_RETRIEVAL, w: ShapesWorld | None = None) -
 
 
 def evaluate(model: CLIP, w: ShapesWorld | None = None) -> dict[str, float]:
-    """Zero-shot accuracy on test and held-out scenes, and the retrieval recalls."""
-    return {"zero_shot_test": zero_shot_accuracy(model, "test", w),
-            "zero_shot_heldout": zero_shot_accuracy(model, "heldout", w), **retrieval(model, w=w)}
+    """Zero-shot accuracy on test and held-out scenes, the retrieval recalls, the learnt tau (and SigLIP's bias)
+    and the parameter count."""
+    metrics = {"zero_shot_test": zero_shot_accuracy(model, "test", w),
+               "zero_shot_heldout": zero_shot_accuracy(model, "heldout", w), **retrieval_recalls(model, w=w),
+               "tau": round(1 / model.scale().item(), 4), "parameters": count_parameters(model)}
+    if model.config.logit_bias is not None:
+        metrics["logit_bias"] = round(model.logit_bias.item(), 4)
+    return metrics
 
 
-def train_clip(loss: str = "infonce", temperature: float | None = None, margin: float = 0.2, steps: int = 300,
-               single_share: float = 0.5, batch_size: int = 128, lr: float = 1e-3, seed: int = 0,
-               device: torch.device | str | None = None, eval_every: int | None = 50, progress: bool = True,
-               data: tuple[dict, dict] | None = None):
-    """Train a CLIP; return (model, history, metrics).
+def train(loss: str = "infonce", temperature: float | None = None, margin: float = 0.2, steps: int = STEPS,
+          single_share: float = 0.5, batch_size: int = 128, lr: float = 1e-3, seed: int = 0,
+          device: torch.device | str | None = None, eval_every: int | None = 50, progress: bool = True,
+          data: tuple[dict, dict] | None = None):
+    """Train a CLIP; return (model, history).
 
     loss: "infonce" (CLIP), "hinge" (margin ``margin``) or "siglip" (with a learnt bias, both initialised as in
     SigLIP: scale 10, bias -10). temperature: None learns tau (from 0.07; SigLIP from 0.1); a number fixes it.
-    single_share: the share of each batch drawn from the one-object pool. data: the pools of ``training_data(seed)`` (built when None). The history holds the loss of every step and the
-    zero-shot accuracy on the validation scenes every ``eval_every`` steps (and after the last); metrics:
-    ``evaluate`` on the test scenes, the learnt tau (and SigLIP's bias), the parameter count and the training time.
+    single_share: the share of each batch drawn from the one-object pool. data: the pools of
+    ``training_data(seed)`` (built when None). The history holds the loss of every step and the zero-shot accuracy
+    on the validation scenes every ``eval_every`` steps (and after the last).
     """
     if loss not in LOSSES:
         raise ValueError(f"unknown loss {loss!r}; allowed: {', '.join(LOSSES)}")
@@ -176,48 +173,33 @@ def train_clip(loss: str = "infonce", temperature: float | None = None, margin: 
     generator = seed_everything(seed)
     w = world()
     single, multi = training_data(seed) if data is None else data
-    model = CLIP(config()).to(device)
-    extra = []
+    model = CLIP(replace(config(), logit_bias=-10.0 if loss == "siglip" else None)).to(device)
     with torch.no_grad():
         if loss == "siglip":
             model.logit_scale.fill_(math.log(10.0))
-            extra.append(nn.Parameter(torch.tensor(-10.0, device=device)))  # logit_bias
         if temperature is not None:
             model.logit_scale.fill_(math.log(1 / temperature)).requires_grad_(False)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad] + extra, lr=lr,
-                                  weight_decay=0.1)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.1)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.1)
 
     def step_loss(m: CLIP, batch) -> torch.Tensor:
-        if optimizer.state:  # the scheduler follows each optimizer step (from the second call on)
-            schedule.step()
         images, ids, mask = batch
         v, t = m.encode_image(images), m.encode_text(ids, mask)
-        scale = m.logit_scale.clamp(max=LOGIT_SCALE_MAX)
         if loss == "infonce":
-            return clip_loss(v, t, scale)
+            return clip_loss(v, t, m.logit_scale)
         if loss == "hinge":
             return hinge_loss(v, t, margin)
-        return siglip_loss(v, t, scale, extra[0])
+        return siglip_loss(v, t, m.logit_scale, m.logit_bias)
 
     stream = batches(single, multi, steps, batch_size, single_share, generator)
-    with Timer() as timer:
-        history = train(model, stream, step_loss, optimizer, steps=steps, progress=progress, eval_every=eval_every,
-                        eval_fn=lambda m: {"val_zero_shot": zero_shot_accuracy(m, "val", w)})
-    model.eval()
-    metrics = {**evaluate(model, w), "tau": round(1 / model.scale().item(), 4),
-               "parameters": count_parameters(model), "train_seconds": round(timer.seconds, 1), "steps": steps,
-               "loss": loss}
-    if loss == "siglip":
-        metrics["logit_bias"] = round(extra[0].item(), 4)
-    return model, history, metrics
+    history = run_training(model, stream, step_loss, optimizer, steps=steps, scheduler=schedule,
+                           after_step=CLIP.clamp_logit_scale_, eval_every=eval_every, progress=progress,
+                           eval_fn=lambda m: {"val_zero_shot": zero_shot_accuracy(m, "val", w)})
+    return model.eval(), history
 
 
 def main(argv=None) -> None:
-    args = cli.parser(__doc__.split("\n")[0], NAME, steps=300).parse_args(argv)
-    torch.set_num_threads(1)  # for a model this small a second CPU thread costs more than it saves
-    model, _, metrics = train_clip(steps=args.steps, seed=args.seed, device="cpu")
-    cli.report(model, metrics, NAME, args.save, args.overwrite)
+    cli.run(sys.modules[__name__], cli.parser(__doc__.split("\n")[0], NAME, steps=STEPS).parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -16,18 +16,23 @@ with two objects (``instruction_examples``).
 
 from __future__ import annotations
 
-import math
 import random
 import re
+import sys
 
 import torch
-import torch.nn.functional as F
 
 from . import cli
-from ..data import IGNORE_INDEX, ShapesWorld
+from ..constants import IGNORE_INDEX
+from ..data import ShapesWorld
 from ..data.language import NUMBERS
+from ..decoding import SampleProcessor
+from ..lm import collate, lm_loss, token_nll
+from ..metrics import parse_rate, perplexity
+from ..train import param_groups
+from ..train import train as run_training
 from ..transformer import GPT, GPTConfig
-from ..utils import get_device, seed_everything, train
+from ..utils import get_device, seed_everything
 
 NAME = "gpt-shapes"
 QA_SHARE = 0.25
@@ -36,6 +41,11 @@ STEPS = 1200
 N_TRAIN, N_VAL, N_SAMPLES = 12000, 500, 1000  # documents to train on and to validate on; captions to sample
 _SPLIT_SEED = {"train": 0, "val": 1, "test": 2}
 _LOC = re.compile(r"\b(at|on|in) the\b")
+
+
+def world() -> ShapesWorld:
+    """The world whose text the GPT reads: the default ShapesWorld."""
+    return ShapesWorld(seed=0)
 
 
 def config() -> GPTConfig:
@@ -122,21 +132,13 @@ def encode(docs: list[str], world: ShapesWorld | None = None) -> list[list[int]]
     return [tok.encode(d, add_eos=True) for d in docs]
 
 
-def collate(seqs: list[list[int]], pad_id: int = 0) -> dict[str, torch.Tensor]:
-    """Pad a batch; labels are the ids themselves with padding replaced by IGNORE_INDEX (shifted in the loss)."""
-    T = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), T), pad_id, dtype=torch.long)
-    labels = torch.full((len(seqs), T), IGNORE_INDEX, dtype=torch.long)
-    for b, s in enumerate(seqs):
-        ids[b, :len(s)] = torch.tensor(s)
-        labels[b, :len(s)] = torch.tensor(s)
-    return {"input_ids": ids, "labels": labels}
-
-
 def length_batches(seqs: list[list[int]], batch_size: int, steps: int, generator: torch.Generator,
                    pool: int = 16) -> list[dict[str, torch.Tensor]]:
     """``steps`` padded batches drawn epoch by epoch in a seeded order. Within pools of ``pool`` batches the
     documents are sorted by length, so a batch holds documents of similar length and little padding."""
+    if len(seqs) < batch_size:
+        raise ValueError(f"length_batches needs at least batch_size={batch_size} documents, got {len(seqs)}")
+    pool = min(pool, len(seqs) // batch_size)  # fewer documents than a pool of batches: smaller pools
     out = []
     while len(out) < steps:
         order = torch.randperm(len(seqs), generator=generator).tolist()
@@ -147,42 +149,6 @@ def length_batches(seqs: list[list[int]], batch_size: int, steps: int, generator
         for b in torch.randperm(len(chunks), generator=generator).tolist():
             out.append(collate([seqs[j] for j in chunks[b]]))
     return out[:steps]
-
-
-def lm_loss(model: GPT, batch: dict, reduction: str = "mean") -> torch.Tensor:
-    """Next-token cross-entropy: logits at position t predict labels at t + 1 (IGNORE_INDEX skipped)."""
-    logits = model(batch["input_ids"])[:, :-1]  # (B, T-1, V): predictions for tokens 1..T-1
-    targets = batch["labels"][:, 1:]            # (B, T-1)
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE_INDEX,
-                           reduction=reduction)
-
-
-@torch.no_grad()
-def perplexity(model: GPT, seqs: list[list[int]], batch_size: int = 256) -> float:
-    """exp(mean negative log-likelihood per predicted token) over the documents ``seqs``."""
-    device = next(model.parameters()).device
-    total, count = 0.0, 0
-    for i in range(0, len(seqs), batch_size):
-        batch = {k: v.to(device) for k, v in collate(seqs[i:i + batch_size]).items()}
-        total += lm_loss(model, batch, reduction="sum").item()
-        count += int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
-    return math.exp(total / count)
-
-
-class SampleProcessor:
-    """A logits processor that draws the next token from softmax(scores / temperature) with a seeded generator
-    and returns scores that keep only the drawn token, so that ``GPT.generate``'s argmax picks it."""
-
-    def __init__(self, generator: torch.Generator, temperature: float = 1.0):
-        if not temperature > 0:
-            raise ValueError(f"temperature must be positive, got {temperature!r}")
-        self.generator, self.temperature = generator, temperature
-
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        probs = (scores.float() / self.temperature).softmax(dim=-1).cpu()  # (B, V)
-        drawn = torch.multinomial(probs, 1, generator=self.generator)      # (B, 1)
-        only_drawn = torch.full_like(scores, float("-inf"))                 # (B, V)
-        return only_drawn.scatter(1, drawn.to(scores.device), 0.0)
 
 
 def sample_captions(model: GPT, n: int, seed: int = 0, temperature: float = 1.0) -> list[str]:
@@ -199,52 +165,40 @@ def sample_captions(model: GPT, n: int, seed: int = 0, temperature: float = 1.0)
     return out
 
 
-def parse_rate(captions: list[str], world: ShapesWorld | None = None) -> float:
-    """Fraction of texts that ``world.parse_caption(strict=True)`` accepts."""
-    world = ShapesWorld(seed=0) if world is None else world
-    ok = 0
-    for text in captions:
-        try:
-            world.parse_caption(text, strict=True)
-            ok += 1
-        except ValueError:
-            pass
-    return ok / len(captions)
-
-
-def train_gpt_shapes(steps: int = STEPS, seed: int = 0, device: torch.device | str | None = None,
-                     cfg: GPTConfig | None = None, batch_size: int = 32, lr: float = 3e-3, n_train: int = N_TRAIN,
-                     n_val: int = N_VAL, n_samples: int = N_SAMPLES, eval_every: int = 100, progress: bool = True):
-    """Pre-train the course GPT; return (model, history, metrics) with metrics val_perplexity and parse_rate."""
+def train(steps: int = STEPS, seed: int = 0, device: torch.device | str | None = None, progress: bool = True,
+          cfg: GPTConfig | None = None, batch_size: int = 32, lr: float = 3e-3, n_train: int = N_TRAIN,
+          eval_every: int = 100):
+    """Pre-train the course GPT; return (model, history): the loss of every step and the validation perplexity
+    every ``eval_every`` steps."""
     device = get_device() if device is None else torch.device(device)
     generator = seed_everything(seed)
     cfg = config() if cfg is None else cfg
-    world = ShapesWorld(seed=0)
-    train_seqs = encode(texts(n_train, "train", seed, world))
-    val_seqs = encode(texts(n_val, "val", 0, world))  # the same validation text whatever the training seed
+    train_seqs = encode(texts(n_train, "train", seed, world()))
+    val_seqs = validation_seqs()
     model = GPT(cfg).to(device)
     loader = length_batches(train_seqs, batch_size, steps, generator)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    optimizer = torch.optim.AdamW(param_groups(model, 0.01), lr=lr)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.1)
+    history = run_training(model, loader, lm_loss, optimizer, steps=steps, scheduler=schedule, clip_grad_norm=1.0,
+                           eval_fn=lambda m: {"val_perplexity": perplexity(token_nll(m, val_seqs))},
+                           eval_every=eval_every, progress=progress)
+    return model.eval(), history
 
-    def loss_fn(m, batch):  # called once per training step: move the learning rate along its schedule first
-        if optimizer.state:   # (from the second step on: the scheduler must follow an optimizer step)
-            schedule.step()
-        return lm_loss(m, batch)
 
-    history = train(model, loader, loss_fn, optimizer, steps=steps, eval_every=eval_every, progress=progress,
-                    eval_fn=lambda m: {"val_perplexity": perplexity(m, val_seqs)}, clip_grad_norm=1.0)
-    model.eval()
-    metrics = {"val_perplexity": perplexity(model, val_seqs),
-               "parse_rate": parse_rate(sample_captions(model, n_samples, seed=0), world)}
-    return model, history, metrics
+def validation_seqs(n_val: int = N_VAL) -> list[list[int]]:
+    """The validation documents, the same whatever the training seed."""
+    return encode(texts(n_val, "val", 0, world()))
+
+
+def evaluate(model: GPT, n_samples: int = N_SAMPLES) -> dict[str, float]:
+    """Validation perplexity, and the share of captions sampled from <bos> (temperature 1, seed 0) that parse."""
+    return {"val_perplexity": perplexity(token_nll(model, validation_seqs())),
+            "parse_rate": parse_rate(sample_captions(model, n_samples, seed=0), world().parse_caption)}
 
 
 def main(argv=None):
-    args = cli.parser("Pre-train the course GPT on ShapesWorld text (chapter 03).", NAME, steps=STEPS).parse_args(argv)
-    torch.set_num_threads(1)  # the matrices are small: one thread is about as fast, and the checkpoint reproducible
-    model, _, metrics = train_gpt_shapes(steps=args.steps, seed=args.seed, device="cpu")
-    cli.report(model, metrics, NAME, args.save, args.overwrite)
+    args = cli.parser("Pre-train the course GPT on ShapesWorld text (chapter 03).", NAME, STEPS).parse_args(argv)
+    cli.run(sys.modules[__name__], args)
 
 
 if __name__ == "__main__":

@@ -19,26 +19,27 @@ copies.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import functools
 import random
-from collections.abc import Callable
 from dataclasses import replace
 
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from .. import zoo
-from ..contrastive import recall_at_k, similarity
-from ..data import Obj, Scene, ShapesWorld, to_tensor
+from . import cli
+from ..contrastive import similarity
+from ..data import Scene, ShapesWorld, to_tensor
+from ..data import distinct_scenes as catalog_distinct_scenes
+from ..metrics import recall_at_k, rerank
 from ..data.language import listing, noun_phrase
 from ..data.render import GRID
-from ..utils import History, Timer, get_device, seed_everything, train
+from ..train import train as run_training
+from ..utils import Timer, get_device, seed_everything
 from ..vlp import VLPConfig, VLPModel
 
-WARMUP_NAME = "vlp-shapes-warmup"
-WARMUP, STEPS = 200, 300   # steps of the shared warm-up, and of each copy after it
+NAME = "vlp-shapes-warmup"
+STEPS, COPY_STEPS = 200, 300   # steps of the shared warm-up (the checkpoint), and of each copy after it
 ATTRIBUTES = ("color", "shape", "position")
 TEMPLATES = ("{}.", "there is {}.", "the image shows {}.")
 
@@ -98,18 +99,13 @@ def minimal_pairs(scenes, seed: int = 0) -> dict:
 
 
 @functools.lru_cache(maxsize=8)
-def _distinct_scenes(n: int, split: str) -> tuple[Scene, ...]:
-    draws = n
-    while True:   # the first `draws` scenes of a split are always the same, so draw more until n are distinct
-        scenes = list(dict((s.key(), s) for s in world().scenes(draws, split)).values())
-        if len(scenes) >= n:
-            return tuple(scenes[:n])
-        draws *= 2
+def _distinct(n: int, split: str) -> tuple[Scene, ...]:
+    return tuple(catalog_distinct_scenes(world(), n, split))
 
 
 def distinct_scenes(n: int, split: str) -> list[Scene]:
-    """The first n distinct scenes of a split (always the same ones)."""
-    return list(_distinct_scenes(n, split))
+    """The first n distinct scenes of a split of this chapter's world (always the same ones)."""
+    return list(_distinct(n, split))
 
 
 def tokenize(texts, device=None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -126,11 +122,12 @@ def config() -> VLPConfig:
                      embed_dim=64, mask_prob=0.3)
 
 
-def train_vlp(negatives: str = "hard", steps: int = 300, model: VLPModel | None = None, n_train: int = 4000,
-              captions_per_scene: int = 2, batch_size: int = 64, lr: float = 4e-3, seed: int = 0, device=None,
-              progress: bool = True):
-    """Train ``model`` (a new VLPModel if None) in place; return (model, history of the loss parts, seconds).
-    The data and the random draws depend on ``seed`` only, so two variants see the same batches."""
+def train(negatives: str = "hard", steps: int = STEPS, model: VLPModel | None = None, n_train: int = 4000,
+          captions_per_scene: int = 2, batch_size: int = 64, lr: float = 4e-3, seed: int = 0, device=None,
+          progress: bool = True):
+    """Train ``model`` (a new VLPModel if None) in place; return (model, history): the total loss ("loss") and
+    its parts ("itc", "itm", "mlm") at every step. The data and the random draws depend on ``seed`` only, so two
+    variants see the same batches."""
     device = get_device() if device is None else torch.device(device)
     generator = seed_everything(seed)
     scenes = distinct_scenes(n_train, "train")
@@ -143,20 +140,16 @@ def train_vlp(negatives: str = "hard", steps: int = 300, model: VLPModel | None 
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.1)
     sampler = torch.Generator(device=device).manual_seed(seed)      # negatives and masks
-    parts = History()
 
     def loss_fn(m, batch):
-        if optimizer.state:
-            schedule.step()
         image_ids, ids, mask = batch
-        out = m.losses({"images": images[image_ids], "input_ids": ids, "attention_mask": mask,
-                        "image_ids": image_ids}, negatives, sampler)
-        parts.log(len(parts["total"]) + 1 if "total" in parts else 1, **{k: v.item() for k, v in out.items()})
-        return out["total"]
+        parts = m.losses({"images": images[image_ids], "input_ids": ids, "attention_mask": mask,
+                          "image_ids": image_ids}, negatives, sampler)
+        return {"loss": parts.pop("total"), **parts}
 
-    with Timer() as timer:
-        train(model, loader, loss_fn, optimizer, steps=steps, progress=progress)
-    return model.eval(), parts, timer.seconds
+    history = run_training(model, loader, loss_fn, optimizer, steps=steps, scheduler=schedule,
+                           after_step=VLPModel.clamp_logit_scale_, progress=progress)
+    return model.eval(), history
 
 
 @torch.no_grad()
@@ -192,20 +185,7 @@ def minimal_pair_accuracy(model: VLPModel, scenes, pairs: dict) -> dict:
 
 
 @torch.no_grad()
-def rerank(sim: torch.Tensor, k: int, score_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> torch.Tensor:
-    """Re-rank each query's top-k candidates of ``sim`` (Q, N) by ``score_fn(query_idx (M,), cand_idx (M,)) -> (M,)``.
-    Returns scores (Q, N): each row's top-k carry their new scores; the rest keep ITC's order, below all of them."""
-    if sim.dim() != 2 or not 1 <= k <= sim.shape[1]:
-        raise ValueError(f"need sim (queries, candidates) and 1 <= k <= candidates, got {tuple(sim.shape)}, k={k}")
-    top = sim.topk(k, dim=1).indices                                                  # (Q, k)
-    query = torch.arange(len(sim), device=sim.device)[:, None].expand_as(top)         # (Q, k)
-    scores = score_fn(query.flatten(), top.flatten()).view(top.shape).to(sim.dtype)   # (Q, k)
-    rest = sim - sim.max(dim=1, keepdim=True).values + scores.min(dim=1, keepdim=True).values - 1
-    return rest.scatter(1, top, scores)
-
-
-@torch.no_grad()
-def retrieval(model: VLPModel, scenes, k: int = 8) -> dict:
+def itc_itm_retrieval(model: VLPModel, scenes, k: int = 8) -> dict:
     """Text -> image R@1 over the given scenes: by ITC, and after re-ranking ITC's top-k by
     log p_ITM(match) + s / tau (the sum of both models' log-scores); also each query's first image both ways."""
     device = next(model.parameters()).device
@@ -227,36 +207,35 @@ def retrieval(model: VLPModel, scenes, k: int = 8) -> dict:
             "rerank_top1": reranked.argmax(dim=1).tolist()}
 
 
-def warmup_metrics(model: VLPModel) -> dict:
+def evaluate(model: VLPModel) -> dict:
     """What the checkpoint states and its test recomputes: ITC retrieval and minimal-pair accuracies on test scenes."""
     test = distinct_scenes(600, "test")
-    found = retrieval(model, distinct_scenes(1000, "test"))
+    found = itc_itm_retrieval(model, distinct_scenes(1000, "test"))
     return {"itc_r1": found["itc_r1"], "rerank_r1": found["rerank_r1"],
             "minimal_pairs": minimal_pair_accuracy(model, test, minimal_pairs(test))}
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--save", action="store_true", help=f"write the warm-up to data/zoo/{WARMUP_NAME}.*")
-    parser.add_argument("--overwrite", action="store_true", help="with --save: replace the shipped warm-up")
+    parser = cli.parser(__doc__.split("\n")[0], NAME, steps=STEPS)
     parser.add_argument("--compare", action="store_true", help="train both copies after the warm-up and measure")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)  # for a model this small a second CPU thread costs more than it saves
-    warm, parts, seconds = train_vlp("random", WARMUP, seed=args.seed, device="cpu", progress=False)
-    metrics = {"steps": WARMUP, "train_seconds": round(seconds, 1), **warmup_metrics(warm),
-               "losses": {k: [round(x, 4) for x in v] for k, v in parts.values.items()}}   # per step, for plots
+    with Timer() as timer:
+        warm, history = train("random", args.steps, seed=args.seed, device="cpu", progress=False)
+    metrics = {"steps": args.steps, "train_seconds": round(timer.seconds, 1), **evaluate(warm),
+               "losses": {k: [round(x, 4) for x in v] for k, v in history.values.items()}}   # per step, for plots
     print("warm-up:", {k: v for k, v in metrics.items() if k != "losses"})
-    if args.save:
-        print("wrote", zoo.save(warm, WARMUP_NAME, warm.config, metrics, overwrite=args.overwrite))
+    cli.report(warm, metrics, NAME, args.save, args.overwrite)
     if args.compare:
         test = distinct_scenes(600, "test")
         pairs = minimal_pairs(test)
         for negatives in ("hard", "random"):
-            model, _, seconds = train_vlp(negatives, STEPS, copy.deepcopy(warm), seed=args.seed + 1, device="cpu",
-                                          progress=False)
-            found = {k: v for k, v in retrieval(model, distinct_scenes(1000, "test")).items() if "top1" not in k}
-            print(negatives, f"{seconds:.0f}s", minimal_pair_accuracy(model, test, pairs), found)
+            with Timer() as timer:
+                model, _ = train(negatives, COPY_STEPS, copy.deepcopy(warm), seed=args.seed + 1, device="cpu",
+                                 progress=False)
+            found = {k: v for k, v in itc_itm_retrieval(model, distinct_scenes(1000, "test")).items()
+                     if "top1" not in k}
+            print(negatives, f"{timer.seconds:.0f}s", minimal_pair_accuracy(model, test, pairs), found)
 
 
 if __name__ == "__main__":
