@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # each benchmark runs in its own process
+
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 RUNS = {
     "attention.py": (["--lengths", "16", "--batch", "1", "--heads", "2", "--head-dim", "8", "--repeats", "1",

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # each case runs pytest in its own process
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
