@@ -27,7 +27,7 @@ import torch
 from . import cli
 from ..clip import CLIP, CLIPConfig, zero_shot_classify
 from ..contrastive import clip_loss, hinge_loss, siglip_loss, similarity
-from ..data import Scene, ShapesWorld, one_object_scenes, to_tensor
+from ..data import Scene, ShapesWorld, distinct_scenes, one_object_scenes, to_tensor
 from ..data.language import article
 from ..metrics import recall_at_k
 from ..train import train as run_training
@@ -114,9 +114,10 @@ def zero_shot_accuracy(model: CLIP, split: str, w: ShapesWorld | None = None) ->
 
 
 def retrieval_data(n: int = N_RETRIEVAL, w: ShapesWorld | None = None) -> tuple[list[Scene], dict]:
-    """The retrieval gallery: the first ``n`` test scenes (1-3 objects) and their captions."""
+    """The retrieval gallery: the first ``n`` distinct test scenes (1-3 objects) and their captions. Distinct, so
+    that no query has an exact pixel twin that any pixel matcher would find."""
     w = world() if w is None else w
-    scenes = w.scenes(n, "test")
+    scenes = distinct_scenes(w, n, "test")
     return scenes, caption_data(scenes, seed=2, w=w)
 
 
