@@ -182,7 +182,7 @@ def plan(stage: str, venv: Path, run, dry_run: bool = False) -> None:
             say("installing PyTorch (first time only)")
             for command in torch_commands(pip, platform.system(), has_nvidia_gpu(), lambda: reachable(CPU_INDEX)):
                 run(command)
-    say(f"installing {' and '.join(STAGES[stage][:1])} (first time: a few minutes)")
+    say(f"installing {STAGES[stage][0]} (first time: a few minutes)")
     if stage == "book":
         run(pip + ["install", "-q", *PIP_NETWORK, "-r", "book/requirements.txt"])
     else:

@@ -104,7 +104,7 @@ def test_an_old_venv_with_system_site_packages_is_made_anew(tmp_path):
 def fake_distribution(site: Path, name: str, version: str, requires: list[str], files: list[str]) -> None:
     info = site / f"{name}-{version}.dist-info"
     info.mkdir(parents=True)
-    meta = [f"Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
+    meta = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
     meta += [f"Requires-Dist: {r}" for r in requires]
     (info / "METADATA").write_text("\n".join(meta) + "\n")
     record = files + [f"{info.name}/METADATA", f"{info.name}/RECORD"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 
+from ..checks import check_int
 from .render import GRID
 from .scene import Obj, Scene
 from .shapes import SPLITS, ShapesWorld
@@ -38,8 +39,7 @@ def distinct_scenes(world: ShapesWorld, n: int, split: str) -> list[Scene]:
     """The first ``n`` distinct scenes of ``world.scenes(..., split)`` (always the same ones). Draws twice as many
     until n are distinct; raises when doubling the draws finds no new scene (the split holds fewer than n)."""
     _check(world, split)
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive int, got {n!r}")
+    check_int(n, "n", maximum=None)
     draws, found = n, 0
     while True:
         scenes = list(dict((s.key(), s) for s in world.scenes(draws, split)).values())

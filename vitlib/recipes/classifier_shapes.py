@@ -54,11 +54,6 @@ def config(kind: str = "cnn") -> AttributeClassifierConfig:
     return AttributeClassifierConfig(encoder=kind, encoder_config=dict(ENCODER_SETTINGS[kind]))
 
 
-def encoder(kind: str) -> torch.nn.Module:
-    """The encoder of ``config(kind)``, untrained."""
-    return config(kind).build_encoder()
-
-
 def augment(images: torch.Tensor, noise: float = 0.0, shift: int = 0, jitter: float = 0.0,
             recolour: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Randomly changed copies of a batch, and which of them still show their true colour: (images, kept (B,)).
@@ -134,7 +129,7 @@ def train(kind: str = "cnn", steps: int | None = None, seed: int = 0, device: to
     generator = seed_everything(seed)
     w = world()
     (x_train, y_train), (x_val, y_val) = (tensors(one_object_scenes(w, split), w) for split in ("train", "val"))
-    model = AttributeClassifier(encoder(kind)).to(device)
+    model = AttributeClassifier(config(kind).build_encoder()).to(device)
     loader = DataLoader(TensorDataset(x_train, *y_train.values()), batch_size=batch_size, shuffle=True,
                         generator=generator, drop_last=True)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
