@@ -62,6 +62,46 @@ def test_is_causal_with_more_or_fewer_keys_than_queries_matches_pytorch(impl, ma
     torch.testing.assert_close(ours, ref, atol=ATOL, rtol=0)
 
 
+def _loop_mask(L, S, shift):
+    """(L, S) bool built entry by entry, independently of causal_mask: query i sees key j when j <= i + shift."""
+    return torch.tensor([[j <= i + shift for j in range(S)] for i in range(L)])
+
+
+@pytest.mark.parametrize("impl", ["naive", "fused"])
+@pytest.mark.parametrize("L, S", [(1, 4), (2, 6), (3, 7), (5, 5)])
+def test_causal_mask_with_fewer_queries_than_keys(impl, L, S):
+    """causal_mask(L, S) is aligned to the top left (PyTorch's is_causal: query i sees keys 0..i); with
+    offset=S - L it is aligned to the bottom right (the L queries are the last L of S positions, as with a KV
+    cache: query i sits at position S - L + i). Each is tested against a mask built independently and against
+    what it must compute."""
+    q, k, v = qkv(L=S, S=S)                                     # S queries: the whole sequence
+    top_left, bottom_right = causal_mask(L, S), causal_mask(L, S, offset=S - L)
+    assert torch.equal(top_left, _loop_mask(L, S, 0)) and torch.equal(bottom_right, _loop_mask(L, S, S - L))
+    assert bottom_right[-1].all(), "the newest query sees every key"
+    assert torch.equal(top_left, bottom_right) == (L == S), "the two alignments differ exactly when L != S"
+    new = q[..., S - L:, :]                                     # (B, H, L, E): the last L queries
+    explicit = F.scaled_dot_product_attention(new, k, v, attn_mask=_loop_mask(L, S, S - L))
+    full = F.scaled_dot_product_attention(q, k, v, is_causal=True)[..., S - L:, :]   # (B, H, L, Ev)
+    torch.testing.assert_close(explicit, full, atol=ATOL, rtol=0)   # the reference is what a cache must give
+    torch.testing.assert_close(scaled_dot_product_attention(new, k, v, mask=bottom_right, impl=impl), full,
+                               atol=ATOL, rtol=0)
+    torch.testing.assert_close(scaled_dot_product_attention(new, k, v, mask=top_left, impl=impl),
+                               F.scaled_dot_product_attention(new, k, v, is_causal=True), atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("L, S", [(1, 4), (2, 6), (3, 7), (7, 3)])
+def test_causal_mask_alignments_are_pytorchs_upper_left_and_lower_right(L, S):
+    bias = pytest.importorskip("torch.nn.attention.bias", reason="causal_upper_left/lower_right need torch >= 2.2")
+    assert torch.equal(causal_mask(L, S), bias.causal_upper_left(L, S)._materialize())
+    if L <= S:   # lower_right with more queries than keys leaves the first rows empty; a cache never has L > S
+        assert torch.equal(causal_mask(L, S, offset=S - L), bias.causal_lower_right(L, S)._materialize())
+    q, k, v = qkv(L=L, S=S)
+    for impl in ("naive", "fused"):
+        torch.testing.assert_close(scaled_dot_product_attention(q, k, v, mask=causal_mask(L, S), impl=impl),
+                                   F.scaled_dot_product_attention(q, k, v, attn_mask=bias.causal_upper_left(L, S)),
+                                   atol=ATOL, rtol=0)
+
+
 @pytest.mark.parametrize("impl", ["naive", "fused"])
 def test_nan_inputs_stay_nan_and_empty_rows_are_zero_as_in_pytorch(impl):
     q, k, v = qkv(L=3, S=5)

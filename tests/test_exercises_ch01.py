@@ -41,26 +41,27 @@ def shift_matrix(k, d_model):
     return m
 
 
-def caption_perplexity(log_probs, ids):
-    nll = [-log_probs[a, b].item() for a, b in zip(ids, ids[1:])]
-    return math.exp(sum(nll) / len(nll))
+def unseen_fraction(counts, sequences):
+    transitions = [(a, b) for ids in sequences for a, b in zip(ids, ids[1:])]
+    return sum(counts[a, b].item() == 0 for a, b in transitions) / len(transitions)
 
 
-def rotate_pair(x, y, m, theta):
-    a = m * theta
-    return x * math.cos(a) - y * math.sin(a), x * math.sin(a) + y * math.cos(a)
+def unigram_perplexity(counts):
+    p = [c / sum(counts.tolist()) for c in counts.tolist() if c > 0]
+    return math.exp(-sum(q * math.log(q) for q in p))
 
 
 SOLUTIONS = {ch01.check_merge: merge, ch01.check_sinusoidal_shift: shift_matrix,
-             ch01.check_caption_perplexity: caption_perplexity, ch01.check_rotate_pair: rotate_pair}
+             ch01.check_unseen_fraction: unseen_fraction, ch01.check_unigram_perplexity: unigram_perplexity}
 
 
 def test_checkers_accept_correct_solutions():
     for checker, solution in SOLUTIONS.items():
         assert checker(solution), checker.__name__
-    assert ch01.check_caption_perplexity(   # a 0-d tensor is as good as a float
-        lambda lp, ids: (-lp[torch.tensor(ids[:-1]), torch.tensor(ids[1:])]).mean().exp())
-    assert ch01.check_rotate_pair(lambda x, y, m, theta: list(rotate_pair(x, y, m, theta)))  # a list will do
+    assert ch01.check_unseen_fraction(   # a 0-d tensor is as good as a float
+        lambda counts, seqs: (counts[ch01.bigram_pairs(seqs)] == 0).float().mean())
+    assert ch01.check_unigram_perplexity(   # entr(p) = -p log p, and 0 at p = 0
+        lambda c: math.exp(torch.special.entr(c / c.sum()).sum().item()))
 
 
 WRONG = [  # (checker, wrong answer, what its feedback must say)
@@ -72,15 +73,22 @@ WRONG = [  # (checker, wrong answer, what its feedback must say)
     (ch01.check_sinusoidal_shift, lambda k, d: shift_matrix(k, d).T, "likely mistake: M is transposed"),
     (ch01.check_sinusoidal_shift, lambda k, d: shift_matrix(k, d).T, "M @ PE[t] misses PE[t + k]"),
     (ch01.check_sinusoidal_shift, lambda k, d: shift_matrix(1, d), "likely mistake: forgot k"),
-    (ch01.check_caption_perplexity, lambda lp, ids: caption_perplexity(lp.T, ids),
-     "likely mistake: read log p(a | b)"),
-    (ch01.check_caption_perplexity, lambda lp, ids: math.exp(-sum(lp[a, b].item() for a, b in zip(ids, ids[1:]))),
-     "likely mistake: exp of the sum"),
-    (ch01.check_caption_perplexity, lambda lp, ids: math.log(caption_perplexity(lp, ids)),
-     "likely mistake: forgot the exp"),
-    (ch01.check_rotate_pair, lambda x, y, m, theta: rotate_pair(x, y, 1, theta),
-     "likely mistake: rotated by theta, not by m * theta"),
-    (ch01.check_rotate_pair, lambda x, y, m, theta: rotate_pair(x, y, -m, theta), "likely mistake: rotated clockwise"),
+    (ch01.check_unseen_fraction, lambda counts, seqs: len({(a, b) for s in seqs for a, b in zip(s, s[1:])
+                                                           if counts[a, b] == 0})
+     / len({(a, b) for s in seqs for a, b in zip(s, s[1:])}), "likely mistake: counted distinct bigrams"),
+    (ch01.check_unseen_fraction, lambda counts, seqs: unseen_fraction(counts.T, seqs),
+     "likely mistake: read counts[b, a]"),
+    (ch01.check_unseen_fraction, lambda counts, seqs: 1 - unseen_fraction(counts, seqs),
+     "likely mistake: the fraction of seen transitions"),
+    (ch01.check_unseen_fraction, lambda counts, seqs: (counts == 0).double().mean().item(),
+     "likely mistake: the fraction of zero entries in the whole table"),
+    (ch01.check_unigram_perplexity, lambda c: math.exp(math.log2(unigram_perplexity(c))),
+     "likely mistake: exp of the entropy in bits"),
+    (ch01.check_unigram_perplexity, lambda c: math.exp(-(c / c.sum() * (c / c.sum()).log()).sum().item()),
+     "likely mistake: NaN: a token of count 0"),
+    (ch01.check_unigram_perplexity, lambda c: float((c > 0).sum()),
+     "likely mistake: the number of tokens that occur"),
+    (ch01.check_unigram_perplexity, lambda c: math.log(unigram_perplexity(c)), "likely mistake: no exp"),
 ]
 
 

@@ -9,12 +9,12 @@ import torch
 from vitlib.exercises import ch02
 
 
-def causal(T):
-    return torch.ones(T, T, dtype=torch.bool).tril()
+def cached_causal(L, S):
+    return torch.ones(L, S, dtype=torch.bool).tril(S - L)
 
 
-def attend_one(q, K, V):
-    return torch.softmax(K @ q / math.sqrt(q.shape[0]), dim=0) @ V
+def score_scale(d_k, var_q, var_k):
+    return (d_k * var_q * var_k) ** -0.5
 
 
 def split_heads(x, n_heads):
@@ -27,12 +27,23 @@ def merge_heads(x):
     return x.transpose(1, 2).reshape(B, T, H * Dh)
 
 
-def padding_mask(lengths, S):
-    return torch.arange(S)[None, :] < lengths[:, None]
+def reaches_padding(keep, causal):   # every query, padding ones too: a wrong answer
+    B, S = keep.shape
+    out = torch.zeros(B, S, dtype=torch.bool)
+    for b in range(B):
+        for i in range(S):
+            keys = range(i + 1) if causal else range(S)
+            out[b, i] = any(not keep[b, j] for j in keys)
+    return out
 
 
-SOLUTIONS = {ch02.check_causal_mask: causal, ch02.check_attend_one: attend_one, ch02.check_split_heads: split_heads,
-             ch02.check_merge_heads: merge_heads, ch02.check_padding_mask: padding_mask}
+def sees_padding(keep, causal):
+    return keep & reaches_padding(keep, causal)
+
+
+SOLUTIONS = {ch02.check_cached_causal_mask: cached_causal, ch02.check_score_scale: score_scale,
+             ch02.check_split_heads: split_heads, ch02.check_merge_heads: merge_heads,
+             ch02.check_sees_padding: sees_padding}
 
 
 def test_checkers_accept_correct_solutions():
@@ -41,14 +52,20 @@ def test_checkers_accept_correct_solutions():
 
 
 WRONG = [  # (checker, wrong answer, what its feedback must say)
-    (ch02.check_causal_mask, lambda T: torch.ones(T, T, dtype=torch.bool).triu(), "likely mistake: the upper triangle"),
-    (ch02.check_causal_mask, lambda T: torch.ones(T, T, dtype=torch.bool).tril(-1),
+    (ch02.check_cached_causal_mask, lambda L, S: torch.ones(L, S, dtype=torch.bool).tril(),
+     "likely mistake: aligned to the top left (PyTorch's is_causal)"),
+    (ch02.check_cached_causal_mask, lambda L, S: torch.ones(L, S, dtype=torch.bool).triu(S - L),
+     "likely mistake: the upper triangle (triu, not tril)"),
+    (ch02.check_cached_causal_mask, lambda L, S: torch.ones(L, S, dtype=torch.bool).tril(S - L - 1),
      "likely mistake: the diagonal is missing"),
-    (ch02.check_causal_mask, lambda T: torch.ones(T, T).tril(),
+    (ch02.check_cached_causal_mask, lambda L, S: torch.ones(L, S).tril(S - L),
      "expected dtype torch.bool (True = may attend), got torch.float32"),
-    (ch02.check_attend_one, lambda q, K, V: torch.softmax(K @ q, dim=0) @ V,
-     "likely mistake: no 1/sqrt(d_k) scaling"),
-    (ch02.check_attend_one, lambda q, K, V: (K @ q / math.sqrt(q.shape[0])) @ V, "likely mistake: no softmax"),
+    (ch02.check_score_scale, lambda d_k, var_q, var_k: 1 / math.sqrt(d_k), "likely mistake: only 1/sqrt(d_k)"),
+    (ch02.check_score_scale, lambda d_k, var_q, var_k: 1 / (d_k * var_q * var_k),
+     "likely mistake: divided by the variance"),
+    (ch02.check_score_scale, lambda d_k, var_q, var_k: (var_q * var_k) ** -0.5, "likely mistake: no 1/sqrt(d_k)"),
+    (ch02.check_score_scale, lambda d_k, var_q, var_k: (d_k * (var_q + var_k)) ** -0.5,
+     "likely mistake: added the variances"),
     (ch02.check_split_heads, lambda x, h: x.view(x.shape[0], x.shape[1], -1, h).permute(0, 3, 1, 2),
      "likely mistake: features split as (d h)"),
     (ch02.check_split_heads, lambda x, h: x.view(x.shape[0], h, x.shape[1], -1),
@@ -57,9 +74,14 @@ WRONG = [  # (checker, wrong answer, what its feedback must say)
      "likely mistake: reshaped without transpose(1, 2) first"),
     (ch02.check_merge_heads, lambda x: x.transpose(1, 2).view(x.shape[0], x.shape[2], -1),
      "hint: after a transpose the tensor is not contiguous"),
-    (ch02.check_padding_mask, lambda lengths, S: ~padding_mask(lengths, S), "likely mistake: True on the padding"),
-    (ch02.check_padding_mask, lambda lengths, S: torch.arange(S)[None, :] <= lengths[:, None],
-     "likely mistake: off by one"),
+    (ch02.check_sees_padding, lambda keep, causal: sees_padding(keep, False),
+     "likely mistake: ignored the causal mask"),
+    (ch02.check_sees_padding, reaches_padding, "likely mistake: marked padding queries too"),
+    (ch02.check_sees_padding, lambda keep, causal: keep & (torch.ones(keep.shape[1], keep.shape[1], dtype=torch.bool)
+                                                         .triu(1)[None] & ~keep[:, None]).any(-1) if causal
+     else sees_padding(keep, False), "likely mistake: looked at the keys after the query (triu)"),
+    (ch02.check_sees_padding, lambda keep, causal: sees_padding(keep, causal).int(),
+     "expected dtype torch.bool (True = may attend), got torch.int32"),
 ]
 
 

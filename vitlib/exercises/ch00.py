@@ -1,35 +1,20 @@
-"""Checkers for chapter 00's exercises: each runs your function on scenes from ShapesWorld and compares it with
-the answer the world itself knows."""
+"""Checkers for chapter 00's exercises: each runs your function on ShapesWorld's images, or on worlds of its
+sizes, and compares it with the answer the world itself knows: a tensor, a colour name, the number of different
+objects, a predicted co-occurrence rate."""
 
 from __future__ import annotations
-
-import random
 
 import numpy as np
 import torch
 
 from ..data import ShapesWorld, to_tensor
-from ..data.render import BACKGROUND
-from ..data.language import plural
+from ..data.render import BACKGROUND, GRID
 from . import Case, check, function_name
 
 
 def _scenes(n: int, seed: int = 7):
     world = ShapesWorld(seed=seed)
     return world, world.scenes(n)
-
-
-def check_count_shape(count_shape) -> bool:
-    """``count_shape(scene, shape) -> int``: how many objects of that shape the scene holds."""
-    world, scenes = _scenes(12)
-    rng = random.Random(0)
-    cases = []
-    for i, s in enumerate(scenes):
-        shape = s.objects[0].shape if i % 2 == 0 else rng.choice(world.shapes)
-        cases.append(Case(args=(s, shape), expected=sum(o.shape == shape for o in s.objects),
-                          label=f"{plural(shape)} in {[f'{o.color} {o.shape}' for o in s.objects]}",
-                          mistakes={"counted every object, whatever its shape": len(s.objects)}))
-    return check(count_shape, cases, name=function_name(count_shape, "count_shape"))
 
 
 def check_images_to_tensor(images_to_tensor) -> bool:
@@ -44,6 +29,8 @@ def check_images_to_tensor(images_to_tensor) -> bool:
         x = to_tensor(images)                                                 # (N, 3, H, W) float32
         cases.append(Case(args=(images,), expected=x, label=label, mistakes={
             "channels last: permute (N, H, W, 3) to (N, 3, H, W)": x.permute(0, 2, 3, 1),
+            "reshaped to (N, 3, H, W) instead of permuting: the shape is right, the pixels are scrambled":
+                torch.from_numpy(images).float().reshape(x.shape) / 255,
             "values still in 0..255: divide by 255": x * 255,
             "still uint8: convert with .float() before dividing by 255": torch.from_numpy(images).permute(0, 3, 1, 2)}))
     return check(images_to_tensor, cases, name=function_name(images_to_tensor, "images_to_tensor"))
@@ -76,17 +63,56 @@ def check_color_at(color_at) -> bool:
     return check(color_at, cases, name=function_name(color_at, "color_at"))
 
 
-def check_partner_rate(partner_rate) -> bool:
-    """``partner_rate(scenes, trigger, partner) -> float``: P(partner in scene | trigger in scene)."""
+def partner_rate_predicted(bias: float, n_pairs: int, max_objects: int) -> float:
+    """P(partner | trigger) for ShapesWorld's sampler: k ~ uniform{1..max_objects} objects, k distinct pairs of
+    n_pairs; P(k | trigger) is proportional to k, and then each of the other k - 1 objects is the partner with
+    probability 1 / (n_pairs - 1). The bias then adds the partner with probability `bias` when it is missing."""
+    ks = range(1, max_objects + 1)
+    p0 = sum(k * (k - 1) / (n_pairs - 1) for k in ks) / sum(ks)
+    return p0 + (1 - p0) * bias
+
+
+def check_partner_prediction(predict) -> bool:
+    """``predict(bias, n_pairs, max_objects) -> float``: P(partner | trigger) before drawing a single scene."""
     cases = []
-    for bias in (0.0, 0.5, 0.9):
-        world = ShapesWorld(seed=11, bias=bias)
-        scenes = world.scenes(3000)
-        t, p = ("red", "circle"), ("blue", "square")
-        cases.append(Case(args=(scenes, t, p), expected=world.cooccurrence(scenes, t, p)["p_partner_given_trigger"],
-                          label=f"3000 scenes, bias={bias}", mistakes={
-                              "P(partner) over all scenes: count only the scenes that hold the trigger":
-                                  float(np.mean([p in s.pairs() for s in scenes])),
-                              "P(trigger | partner): condition on the trigger, not on the partner":
-                                  world.cooccurrence(scenes, p, t)["p_partner_given_trigger"]}))
-    return check(partner_rate, cases, name=function_name(partner_rate, "partner_rate"))
+    for bias, n, m in ((0.0, 26, 3), (0.25, 26, 3), (0.5, 26, 3), (1.0, 26, 3), (0.3, 10, 2), (0.0, 26, 5),
+                       (0.7, 6, 4)):
+        ks = range(1, m + 1)
+        uniform_k = sum((k - 1) / (n - 1) for k in ks) / m                    # P(k | trigger) taken as uniform
+        p0 = partner_rate_predicted(0.0, n, m)
+        cases.append(Case(args=(bias, n, m), expected=partner_rate_predicted(bias, n, m),
+                          label=f"bias={bias}, {n} pairs, up to {m} objects", mistakes={
+                              "k taken as uniform given the trigger: a scene with more objects is likelier to "
+                              "hold the trigger, so P(k | trigger) is proportional to k":
+                                  uniform_k + (1 - uniform_k) * bias,
+                              "the bias added on top: it acts only when the partner is missing, so it adds "
+                              "(1 - p0) * bias": p0 + bias,
+                              "only the bias: the partner also turns up by chance, with probability p0": float(bias),
+                              "(k - 1) / n_pairs: the other k - 1 objects are drawn from the n_pairs - 1 pairs "
+                              "left": (lambda q: q + (1 - q) * bias)(
+                                  sum(k * (k - 1) / n for k in ks) / sum(ks))}))
+    return check(predict, cases, name=function_name(predict, "predict"))
+
+
+def check_n_objects(n_objects) -> bool:
+    """``n_objects(world) -> int``: how many different objects (colour, shape, size, cell) train, val and test
+    scenes can hold."""
+    worlds = [(ShapesWorld(image_size=8), "the default world"),
+              (ShapesWorld(image_size=8, holdout=()), "no held-out pairs"),
+              (ShapesWorld(image_size=8, colors=["red", "blue"], shapes=["circle", "square", "cross"],
+                           holdout=[("red", "cross")], bias_pairs=()), "2 colours, 3 shapes, 1 held out"),
+              (ShapesWorld(image_size=8, max_objects=2, colors=["green"], shapes=["diamond", "square"], holdout=(),
+                           bias_pairs=()),
+               "1 colour, 2 shapes")]
+    cases = []
+    for world, label in worlds:
+        pairs, sizes, cells = len(world.pairs_seen), len(world.sizes), GRID * GRID
+        every = len(world.colors) * len(world.shapes)
+        cases.append(Case(args=(world,), expected=pairs * sizes * cells, label=label, mistakes={
+            "counted the held-out pairs: they never occur outside the 'heldout' split": every * sizes * cells,
+            "forgot the sizes: a small and a large red circle are different objects": pairs * cells,
+            "forgot the 9 cells: the same shape in another cell is another object (another patch later)":
+                pairs * sizes,
+            "subtracted each held-out pair once: it is missing in every size and every cell":
+                every * sizes * cells - (every - pairs)}))
+    return check(n_objects, cases, name=function_name(n_objects, "n_objects"))

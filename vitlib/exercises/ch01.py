@@ -1,6 +1,6 @@
-"""Checkers for chapter 01's exercises: a BPE merge step, the shift of the sinusoidal table, the perplexity of a
-caption under a bigram model, and the rotation at the heart of RoPE. Each compares your function with the
-course's own implementation."""
+"""Checkers for chapter 01's exercises: a BPE merge step, the shift of the sinusoidal table, the fraction of
+unseen bigrams that sets how add-alpha perplexity grows as alpha -> 0, and the unigram's perplexity as exp of its
+entropy. Each compares your function with the course's own answer and names the usual mistakes."""
 
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ import torch
 from ..data import ShapesWorld
 from ..data.bpe import merge
 from ..lm import BigramCounts, bigram_pairs
-from ..metrics import perplexity
-from ..positional import apply_rope, frequencies, sinusoidal_encoding
+from ..positional import frequencies, sinusoidal_encoding
 from . import Case, check, function_name, kind, mismatch
 
 
@@ -76,43 +75,66 @@ def check_sinusoidal_shift(shift_matrix) -> bool:
     return check(shift_matrix, cases, name=function_name(shift_matrix, "shift_matrix"), compare=close)
 
 
-def check_caption_perplexity(caption_perplexity) -> bool:
-    """``caption_perplexity(log_probs, ids) -> float``: exp of the mean of -log p(x_t | x_{t-1}) over t = 1 .. T-1,
-    with log_probs[a, b] = log p(b | a) and ids running from <bos> to <eos>."""
+def unseen_fraction(counts: torch.Tensor, sequences) -> float:
+    """The fraction f of the transitions a -> b in ``sequences`` whose training count C[a, b] is 0."""
+    prev, nxt = bigram_pairs(sequences)                                          # (N,), (N,)
+    return (counts[prev, nxt] == 0).double().mean().item()
+
+
+def check_unseen_fraction(unseen_fraction_fn) -> bool:
+    """``unseen_fraction(counts, sequences) -> float``: the fraction of the transitions a -> b in the sequences
+    (every neighbouring pair, each time it occurs) whose count counts[a, b] in the training table is 0."""
     world = ShapesWorld(seed=5)
     tok = world.tokenizer
-    sequences = [tok.encode(world.caption(s), add_bos=True, add_eos=True) for s in world.scenes(300)]
-    table = BigramCounts(tok.vocab_size, alpha=0.1).fit(sequences).log_probs             # (V, V)
-    uniform = torch.full((4, 4), -math.log(4.0))
+
+    def captions(n, split):
+        return [tok.encode(world.caption(s), add_bos=True, add_eos=True) for s in world.scenes(n, split)]
+    train = captions(300, "train")
+    counts = BigramCounts(tok.vocab_size).fit(train).counts                      # (V, V) float64
+    tiny = torch.tensor([[0.0, 2.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 4.0]])
+    raw = [(counts, captions(60, "heldout"), "60 held-out captions"), (counts, captions(60, "val"), "60 val captions"),
+           (counts, train[:20], "20 training captions: all seen"),
+           (tiny, [[0, 1, 0, 1], [2, 2, 1, 1]], "3 tokens: 2 of the 6 transitions unseen")]
     cases = []
-    for log_probs, ids, label in [(table, ids, repr(tok.decode(ids)) if len(ids) > 2 else "the empty caption")
-                                  for ids in sequences[:4] + [[tok.bos_id, tok.eos_id]]] + \
-                                 [(uniform, [0, 3, 2, 1], "uniform over 4 tokens")]:
-        prev, nxt = bigram_pairs([ids])
-        nll = -log_probs[prev, nxt]                                                    # (T - 1,)
-        cases.append(Case(args=(log_probs, ids), expected=perplexity(nll), label=label, mistakes={
-            "exp of the sum of -log p: take the mean over the T - 1 transitions": nll.double().sum().exp().item(),
-            "read log p(a | b): log_probs[a, b] is log p(b | a), the row is the previous token":
-                perplexity(-log_probs[nxt, prev]),
-            "forgot the exp: that is the mean negative log-likelihood, not the perplexity":
-                nll.double().mean().item()}))
-    return check(caption_perplexity, cases, name=function_name(caption_perplexity, "caption_perplexity"))
+    for table, sequences, label in raw:
+        prev, nxt = bigram_pairs(sequences)
+        pairs = set(zip(prev.tolist(), nxt.tolist()))
+        f = unseen_fraction(table, sequences)
+        cases.append(Case(args=(table, sequences), expected=f, label=label, mistakes={
+            "counted distinct bigrams: a transition counts each time it occurs":
+                sum(table[a, b].item() == 0 for a, b in pairs) / len(pairs),
+            "read counts[b, a]: the row is the previous token, counts[a, b]": unseen_fraction(table.T, sequences),
+            "the fraction of seen transitions: f counts those whose count is 0": 1 - f,
+            "the fraction of zero entries in the whole table: count the transitions of the sequences":
+                (table == 0).double().mean().item()}))
+    return check(unseen_fraction_fn, cases, name=function_name(unseen_fraction_fn, "unseen_fraction"))
 
 
-def _rotate(x: float, y: float, angle: float) -> tuple[float, float]:
-    return x * math.cos(angle) - y * math.sin(angle), x * math.sin(angle) + y * math.cos(angle)
+def unigram_perplexity(counts: torch.Tensor) -> float:
+    """exp(H(p)) with p = counts / sum(counts) and 0 log 0 = 0: the perplexity of the unigram fitted to a text,
+    on that same text."""
+    p = counts.double() / counts.sum()
+    return math.exp(-(p[p > 0] * p[p > 0].log()).sum().item())
 
 
-def check_rotate_pair(rotate_pair) -> bool:
-    """``rotate_pair(x, y, m, theta) -> (x', y')``: rotate the point (x, y) by the angle m * theta."""
+def check_unigram_perplexity(unigram_perplexity_fn) -> bool:
+    """``unigram_perplexity(counts) -> float``: the perplexity that the unigram p = counts / sum(counts) gives the
+    very text it was counted on, from the counts alone."""
+    world = ShapesWorld(seed=5)
+    tok = world.tokenizer
+    ids = torch.tensor([i for s in world.scenes(200) for i in tok.encode(world.caption(s), add_eos=True)])
+    counts = torch.bincount(ids, minlength=tok.vocab_size)                      # (V,) int64
+    raw = [(torch.tensor([5, 5, 5, 5]), "4 tokens, equally frequent"), (torch.tensor([0, 7, 0]), "one token only"),
+           (torch.tensor([1.0, 0.0, 3.0]), "counts 1, 0, 3"), (counts, "ShapesWorld captions (int64 counts)"),
+           (counts.double(), "the same counts as float64")]
     cases = []
-    for x, y, m, theta in ((1.0, 0.0, 1, math.pi / 2), (1.0, 0.0, 2, math.pi / 4), (0.3, -1.2, 0, 0.7),
-                           (0.5, 2.0, 7, 0.1), (-1.5, 0.25, 3, 0.01), (2.0, 1.0, 100, 0.01)):
-        pair = torch.tensor([[x, y]], dtype=torch.float64)        # (T=1, d=2): one pair, whose theta_0 = base^0 = 1
-        rotated = apply_rope(pair, torch.tensor([m * theta], dtype=torch.float64))[0]   # so "position" m theta
-        cases.append(Case(args=(x, y, m, theta), expected=(rotated[0].item(), rotated[1].item()),
-                          label=f"angle {m} x {theta:.3g}", mistakes={
-                              "rotated by theta, not by m * theta: the angle grows with the position":
-                                  _rotate(x, y, theta),
-                              "rotated clockwise: x' = x cos - y sin, y' = x sin + y cos": _rotate(x, y, -m * theta)}))
-    return check(rotate_pair, cases, name=function_name(rotate_pair, "rotate_pair"))
+    for c, label in raw:
+        p = c.double() / c.sum()
+        h = -(p[p > 0] * p[p > 0].log()).sum().item()                          # entropy in nats
+        cases.append(Case(args=(c,), expected=unigram_perplexity(c), label=label, mistakes={
+            "exp of the entropy in bits: with log2 the perplexity is 2 ** H": math.exp(h / math.log(2)),
+            "NaN: a token of count 0 adds 0 * log 0, which is 0 by continuity; leave it out": math.nan,
+            "the number of tokens that occur: that is the perplexity only when they are equally frequent":
+                float((c > 0).sum()),
+            "no exp: that is the entropy (the mean negative log-likelihood), not the perplexity": h}))
+    return check(unigram_perplexity_fn, cases, name=function_name(unigram_perplexity_fn, "unigram_perplexity"))

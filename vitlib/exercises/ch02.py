@@ -1,12 +1,15 @@
-"""Checkers for chapter 02's exercises: each runs your function on small random inputs and compares it with
-``vitlib.attention`` (which is itself verified against PyTorch)."""
+"""Checkers for chapter 02's exercises: the causal mask of a KV cache, the score scale that keeps Var(q.k) at 1,
+splitting and merging heads, and which outputs the padding mask protects. Each compares your function with
+``vitlib.attention`` (itself verified against PyTorch) or with the derived answer, and names the usual mistakes."""
 
 from __future__ import annotations
+
+import math
 
 import torch
 from einops import rearrange
 
-from ..attention import causal_mask, scaled_dot_product_attention
+from ..attention import causal_mask
 from . import Case, check, function_name, hint_on_error, kind, mismatch
 
 
@@ -21,33 +24,42 @@ def _bool_tensor_equal(got, expected):
         raise AssertionError(problem)
 
 
-def check_causal_mask(make_causal_mask) -> bool:
-    """``make_causal_mask(T) -> (T, T) bool``: True where query i may see key j, i.e. j <= i."""
+def check_cached_causal_mask(cached_causal_mask) -> bool:
+    """``cached_causal_mask(L, S) -> (L, S) bool``: the L queries are the last L of S positions (S - L keys are
+    cached), so query i sits at position S - L + i and may see key j when j <= S - L + i."""
     cases = []
-    for T in (1, 2, 4, 7):
-        mask = causal_mask(T, T)                                                  # (T, T)
-        cases.append(Case(args=(T,), expected=mask, label=f"T={T}", mistakes={
-            "the upper triangle: query i would see the future keys j > i (use tril, not triu)": mask.T,
-            "the diagonal is missing: a token may attend to itself (tril(), not tril(-1))": mask.tril(-1)}))
+    for L, S in ((1, 1), (3, 3), (1, 5), (2, 6), (3, 7), (4, 4)):
+        mask = causal_mask(L, S, offset=S - L)                                   # (L, S)
+        ones = torch.ones(L, S, dtype=torch.bool)
+        cases.append(Case(args=(L, S), expected=mask, label=f"L={L} new queries, S={S} keys", mistakes={
+            "aligned to the top left (PyTorch's is_causal): the newest query must see every key, shift the "
+            "triangle by S - L": causal_mask(L, S),
+            "the upper triangle (triu, not tril): query i would see the keys after its position": ones.triu(S - L),
+            "the diagonal is missing: a token may attend to itself (tril(S - L), not tril(S - L - 1))":
+                ones.tril(S - L - 1)}))
 
     def same(got, expected):
         _bool_tensor_equal(got, expected)
-    return check(make_causal_mask, cases, name=function_name(make_causal_mask, "make_causal_mask"), compare=same)
+    return check(cached_causal_mask, cases, name=function_name(cached_causal_mask, "cached_causal_mask"),
+                 compare=same)
 
 
-def check_attend_one(attend_one) -> bool:
-    """``attend_one(q, K, V) -> (d_v,)``: softmax(K q / sqrt(d_k)) weighted sum of the rows of V."""
-    g = torch.Generator().manual_seed(2)
+def check_score_scale(score_scale) -> bool:
+    """``score_scale(d_k, var_q, var_k) -> float``: the factor c with Var(c q.k) = 1 when the d_k entries of q and
+    k are independent, with mean 0 and variances var_q and var_k."""
     cases = []
-    for S, d_k, d_v in ((1, 4, 3), (5, 4, 4), (7, 16, 2), (3, 64, 5)):
-        q, K = torch.randn(d_k, generator=g) * 2, torch.randn(S, d_k, generator=g) * 2     # (d_k,), (S, d_k)
-        V = torch.randn(S, d_v, generator=g)                                                 # (S, d_v)
-        expected = scaled_dot_product_attention(q[None], K, V)[0]  # (1, d_k) query -> (1, d_v)
-        scores = K @ q                                             # (S,)
-        cases.append(Case(args=(q, K, V), expected=expected, label=f"{S} keys, d_k={d_k}, d_v={d_v}", mistakes={
-            "no 1/sqrt(d_k) scaling of the scores": scores.softmax(0) @ V,
-            "no softmax: the weights must be positive and sum to 1": (scores / d_k ** 0.5) @ V}))
-    return check(attend_one, cases, name=function_name(attend_one, "attend_one"))
+    for d_k, var_q, var_k in ((64, 1.0, 1.0), (16, 4.0, 1.0), (256, 0.25, 0.25), (1, 2.0, 8.0), (100, 9.0, 1.0)):
+        cases.append(Case(args=(d_k, var_q, var_k), expected=1 / math.sqrt(d_k * var_q * var_k),
+                          label=f"d_k={d_k}, Var(q_m)={var_q}, Var(k_m)={var_k}", mistakes={
+                              "only 1/sqrt(d_k): right when the entries have variance 1, not here":
+                                  1 / math.sqrt(d_k),
+                              "divided by the variance: the scale multiplies the score, so it must divide its "
+                              "standard deviation, the square root": 1 / (d_k * var_q * var_k),
+                              "no 1/sqrt(d_k): q.k sums d_k products, so its variance is d_k times theirs":
+                                  1 / math.sqrt(var_q * var_k),
+                              "added the variances: for independent zero-mean factors Var(q_m k_m) = "
+                              "Var(q_m) Var(k_m)": 1 / math.sqrt(d_k * (var_q + var_k))}))
+    return check(score_scale, cases, name=function_name(score_scale, "score_scale"))
 
 
 def _x(B: int, T: int, D: int, seed: int) -> torch.Tensor:
@@ -85,16 +97,37 @@ def check_merge_heads(merge_heads) -> bool:
     return check(merge_heads, cases, name=function_name(merge_heads, "merge_heads"), explain=_NOT_CONTIGUOUS)
 
 
-def check_padding_mask(padding_mask) -> bool:
-    """``padding_mask(lengths, S) -> (B, S) bool``: True at the first lengths[b] positions of row b (real tokens)."""
+def _reaches_padding(keep: torch.Tensor, causal: bool) -> torch.Tensor:
+    """(B, S) bool: every query, real or padding, that may attend to a padding key when only ``causal`` masks."""
+    S = keep.shape[1]
+    visible = causal_mask(S, S) if causal else torch.ones(S, S, dtype=torch.bool)   # (S, S): query i, key j
+    return (visible[None] & ~keep[:, None, :]).any(dim=-1)                            # (B, S)
+
+
+def sees_padding(keep: torch.Tensor, causal: bool) -> torch.Tensor:
+    """(B, S) bool: the real tokens whose query would reach a padding key if the padding mask were left out."""
+    return keep & _reaches_padding(keep, causal)
+
+
+def check_sees_padding(sees_padding_fn) -> bool:
+    """``sees_padding(keep, causal) -> (B, S) bool``: keep (B, S) is True at real tokens; True at each real token
+    whose query would attend to at least one padding key if the padding mask were left out (with the causal mask
+    when ``causal``) - exactly the outputs that leaving the mask out changes."""
+    right = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]], dtype=torch.bool)
+    left = right.flip(1)                                                        # the same rows, padded on the left
+    middle = torch.tensor([[1, 1, 0, 1, 1, 0]], dtype=torch.bool)               # padding between real tokens
     cases = []
-    for lengths, S in (([3], 3), ([1, 4, 2], 4), ([2, 5, 0], 6), ([7, 7], 9)):
-        positions, n = torch.arange(S)[None, :], torch.tensor(lengths)[:, None]  # (1, S), (B, 1)
-        cases.append(Case(args=(torch.tensor(lengths), S), expected=positions < n, label=f"lengths={lengths}, S={S}",
-                          mistakes={"True on the padding: True marks the real tokens": positions >= n,
-                                    "off by one: position lengths[b] is already padding (use <, not <=)":
-                                        positions <= n}))
+    for keep, side in ((right, "right padding"), (left, "left padding"), (middle, "padding in the middle")):
+        S = keep.shape[1]
+        future = torch.ones(S, S, dtype=torch.bool).triu(1)                     # (S, S): keys after the query
+        for causal in (True, False):
+            expected = sees_padding(keep, causal)
+            cases.append(Case(args=(keep, causal), expected=expected, label=f"{side}, causal={causal}", mistakes={
+                "ignored the causal mask: with it query i sees only the keys j <= i": sees_padding(keep, False),
+                "marked padding queries too: only the real tokens' outputs are used": _reaches_padding(keep, causal),
+                "looked at the keys after the query (triu): the causal mask keeps j <= i":
+                    keep & (future[None] & ~keep[:, None, :]).any(-1)}))
 
     def same(got, expected):
         _bool_tensor_equal(got, expected)
-    return check(padding_mask, cases, name=function_name(padding_mask, "padding_mask"), compare=same)
+    return check(sees_padding_fn, cases, name=function_name(sees_padding_fn, "sees_padding"), compare=same)
