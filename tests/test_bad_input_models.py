@@ -188,6 +188,7 @@ VISION = [
     (lambda: vision.patchify([1], 4), ValueError, r"images must be a tensor \(B, C, H, W\), got list"),
     (lambda: vision.CNNConfig(channels=16), ValueError, r"non-empty tuple of positive ints, got 16"),
     (lambda: vision.CNNConfig(channels=(16, 0)), ValueError, r"channels\[1\] must be a positive int, got 0"),
+    (lambda: vision.CNNConfig(padding_mode="reflect"), ValueError, r"unknown padding_mode 'reflect'; allowed: zeros, circular"),
     (lambda: vision.CNNConfig(channels=(16, 2**30)), ValueError, r"channels\[1\] must be at most 1048576"),
     (lambda: vision.CNNConfig(norm="layer"), ValueError, r"unknown norm 'layer'; allowed: batch, group"),
     (lambda: CNN(IMAGES.double()), TypeError, r"images has dtype torch\.float64 but the module's weights are torch\.float32"),
@@ -315,7 +316,8 @@ DECODING = [
 
 CLASSIFIER_ROWS = [
     (lambda: classifier.AttributeClassifierConfig(encoder_config={"bogus": 1}), ValueError,
-     r"encoder_config has fields \['bogus'\] that CNNConfig does not; it has \['in_channels', 'channels', 'norm'\]"),
+     r"encoder_config has fields \['bogus'\] that CNNConfig does not; it has \['in_channels', 'channels', 'norm', "
+     r"'padding_mode'\]"),
     (lambda: classifier.AttributeClassifierConfig(encoder_config=[1]), TypeError,
      r"encoder_config must be a dict of CNNConfig fields, got list"),
     (lambda: classifier.AttributeClassifierConfig("vit", {"image_size": 16}, 32), ValueError,

@@ -2,12 +2,14 @@
 judges freshly drawn test scenes (chapter 04; later chapters use it to judge generated images). Also the recipe
 that trains it: augmentation, loss and the training function."""
 
+import json
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 from vitlib import zoo
-from vitlib.data import ShapesWorld, to_tensor
+from vitlib.data import Obj, Scene, ShapesWorld, to_tensor
 from vitlib.data import one_object_scenes
 from vitlib.recipes import classifier_shapes
 from vitlib.recipes.classifier_shapes import NAME, accuracy, augment, loss_fn, noisy, tensors, world
@@ -106,3 +108,31 @@ def test_the_recipe_trains_and_evaluates():
     assert set(metrics["test_accuracy"]) == {*ATTRIBUTES, "all"} and metrics["n_test"] == 57
     with pytest.raises(ValueError, match="unknown kind 'rnn'"):
         classifier_shapes.train("rnn")
+
+
+def test_recolouring_would_copy_held_out_scenes_into_training():
+    train, val, test = (one_object_scenes(world(), s) for s in ("train", "val", "test"))
+    twins = classifier_shapes.recoloured_twins(train, test)
+    assert sum(map(bool, twins)) == 54 and len(test) == 57
+    assert sum(map(bool, classifier_shapes.recoloured_twins(train, val))) == 50
+    i = next(i for i, s in enumerate(val) if s.objects[0] == Obj("triangle", "red", "small", (1, 0)))
+    assert ("green", (1, 0, 2)) in classifier_shapes.recoloured_twins(train, val)[i]   # (190, 40, 70) reads as red
+    assert classifier_shapes.nearest_colour((190, 40, 70)) == "red"
+    assert classifier_shapes.recoloured_twins(train, [Scene((Obj("circle", "red", "small", (0, 0)),))]) != []
+
+
+def test_shipped_comparison_has_three_seeds_per_arm_and_its_check_row_recomputes():
+    record = json.loads(classifier_shapes.RESULTS.read_text())
+    assert record["command"] == "python -m vitlib.recipes.classifier_shapes --compare"
+    arms = {(r["kind"], r["recolour"]) for r in record["runs"]}
+    assert arms == {(k, r) for k in classifier_shapes.KINDS for r in classifier_shapes.RECOLOUR_ARMS}
+    for arm in arms:
+        assert sorted(r["seed"] for r in record["runs"] if (r["kind"], r["recolour"]) == arm) == [0, 1, 2]
+    torch.set_num_threads(1)
+    assert classifier_shapes.compare_recolouring(kinds=("cnn",), seeds=(0,), steps=20) == record["check"]
+
+
+def test_an_experiment_can_change_the_encoder():
+    assert classifier_shapes.config("cnn", {"padding_mode": "circular"}).build_encoder_config().padding_mode == \
+        "circular"
+    assert classifier_shapes.config("cnn").build_encoder_config().padding_mode == "zeros"

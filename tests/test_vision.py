@@ -113,3 +113,26 @@ def test_encoders_name_the_dtype_and_device_they_expected():
         cnn(images().to("meta"))
     with pytest.raises(ValueError, match=r"norm_eps must be > 0.0, got 0"):
         ViTConfig(norm_eps=0)
+
+
+def test_cnn_receptive_field_is_17_pixels_with_positions_8_apart():
+    """r = 1 + sum_l (k_l - 1) prod_{i<l} s_i = 1 + 2 * (1 + 1 + 2 + 4): measured with a gradient per map row."""
+    cnn = CNNEncoder(CNNConfig()).eval()
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    _, fmap = cnn(x, return_feature_map=True)                     # (2, 64, 4, 4)
+    for i, (first, last) in enumerate([(-8, 8), (0, 16), (8, 24), (16, 32)]):
+        grad, = torch.autograd.grad(fmap[:, :, i].sum(), x, retain_graph=True)
+        rows = grad.abs().sum(dim=(0, 1, 3)).nonzero().flatten()
+        assert (rows.min().item(), rows.max().item()) == (max(first, 0), min(last, 31))
+
+
+def test_circular_padding_makes_the_cnn_blind_to_shifts_by_its_total_stride():
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    torch.manual_seed(0)
+    circular = CNNEncoder(CNNConfig(padding_mode="circular")).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(circular(torch.roll(x, (8, -16), dims=(-2, -1))), circular(x), atol=1e-5, rtol=0)
+        zeros = CNNEncoder(CNNConfig()).eval()
+        assert (zeros(torch.roll(x, 8, dims=-1)) - zeros(x)).abs().max() > 1e-3, "zero padding shows the border"
+    with pytest.raises(ValueError, match="unknown padding_mode 'reflect'; allowed: zeros, circular"):
+        CNNConfig(padding_mode="reflect")

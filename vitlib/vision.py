@@ -23,6 +23,7 @@ from .transformer import Encoder
 from .zoo import register_model
 
 NORMS = ("batch", "group")
+PADDING_MODES = ("zeros", "circular")
 
 
 def check_images(images, in_channels: int, image_size: int | None = None) -> None:
@@ -43,11 +44,13 @@ def check_images(images, in_channels: int, image_size: int | None = None) -> Non
 @dataclass
 class CNNConfig:
     """A small CNN: one conv-norm-ReLU stage per entry of ``channels``; every stage after the first halves the
-    resolution (3x3 convolutions, stride 1 then 2)."""
+    resolution (3x3 convolutions, stride 1 then 2, one pixel of padding). Its receptive field is
+    r = 1 + sum_l (k_l - 1) prod_{i<l} s_i: 17 pixels for four stages."""
 
     in_channels: int = 3
     channels: tuple[int, ...] = (16, 32, 64, 64)
     norm: str = "batch"   # "batch" (BatchNorm2d) or "group" (GroupNorm, gcd(8, channels) groups)
+    padding_mode: str = "zeros"   # "zeros", or "circular": the image wraps around, so no border can be seen
 
     def __post_init__(self):
         iterable = hasattr(self.channels, "__iter__") and not isinstance(self.channels, str)
@@ -58,6 +61,7 @@ class CNNConfig:
         for i, c in enumerate(self.channels):
             check_int(c, f"channels[{i}]")
         check_one_of(self.norm, "norm", NORMS)
+        check_one_of(self.padding_mode, "padding_mode", PADDING_MODES)
 
 
 @register_model(config_cls=CNNConfig)
@@ -72,7 +76,8 @@ class CNNEncoder(nn.Module):
         self.feature_dim = config.channels[-1]
         stages, c_in = [], config.in_channels
         for i, c_out in enumerate(config.channels):
-            conv = nn.Conv2d(c_in, c_out, 3, stride=1 if i == 0 else 2, padding=1, bias=False)  # norm has the bias
+            conv = nn.Conv2d(c_in, c_out, 3, stride=1 if i == 0 else 2, padding=1, padding_mode=config.padding_mode,
+                             bias=False)   # the norm has the bias
             norm = nn.BatchNorm2d(c_out) if config.norm == "batch" else nn.GroupNorm(math.gcd(8, c_out), c_out)
             stages += [conv, norm, nn.ReLU(inplace=True)]
             c_in = c_out

@@ -1,16 +1,16 @@
 """Checkers for chapter 04's exercises: each runs your function on cases whose answer PyTorch or vitlib.vision
-computes, and says which case differs and how."""
+computes (a receptive field by a gradient, a padding by F.pad, a parameter count by counting), says which case
+differs and how, and names the likely mistake."""
 
 from __future__ import annotations
 
-import math
-
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..utils import count_parameters
 from ..vision import ViT, ViTConfig, patchify
-from . import Case, check, function_name, hint_on_error, mismatch
+from . import Case, check, function_name, mismatch
 
 
 def _rand(*shape, seed=0):
@@ -51,36 +51,59 @@ def check_patchify(fn) -> bool:
     return check(fn, cases, name=function_name(fn, "patchify"), compare=same)
 
 
-def check_conv_output_size(fn) -> bool:
-    """``fn(size, kernel_size, stride, padding) -> int``: the side of a Conv2d's output for a square input."""
-    cases = []
-    for n, k, s, p, what in ((32, 3, 1, 1, "the CNN's first stage"), (32, 3, 2, 1, "a stride-2 stage"),
-                             (16, 3, 2, 1, "the next stage"), (32, 4, 4, 0, "a 4x4 patch embedding"),
-                             (7, 3, 2, 0, "no padding, odd size"), (5, 5, 1, 2, "'same' padding"),
-                             (224, 16, 16, 0, "ViT-B/16 on ImageNet"), (28, 5, 1, 0, "LeNet's first layer"),
-                             (8, 3, 2, 0, "the last window does not fit")):
-        side = nn.Conv2d(1, 1, k, stride=s, padding=p)(torch.zeros(1, 1, n, n)).shape[-1]
-        cases.append(Case(args=(n, k, s, p), expected=side, label=what, mistakes={
-            "padding counted once: it is added on both sides, n + 2 * padding": (n + p - k) // s + 1,
-            "forgot the + 1: the first window already fits at position 0": (n + 2 * p - k) // s,
-            "rounded up: a window that does not fit whole is dropped, so round down (//)":
-                math.ceil((n + 2 * p - k) / s) + 1}))
-    return check(fn, cases, name=function_name(fn, "conv_output_size"))
+def _measured_receptive_field(kernel_sizes, strides) -> int:
+    """How many input positions move output 0 of a stack of 1-D convolutions (all weights 1): measured with a
+    gradient, as the chapter measures its CNN's."""
+    layers = [nn.Conv1d(1, 1, k, stride=s, bias=False) for k, s in zip(kernel_sizes, strides)]
+    for layer in layers:
+        nn.init.ones_(layer.weight)
+    x = torch.zeros(1, 1, 256, requires_grad=True)
+    nn.Sequential(*layers)(x)[0, 0, 0].backward()
+    return int((x.grad[0, 0] != 0).sum())
 
 
-def check_prepend_class_token(fn) -> bool:
-    """``fn(x (B, N, D), cls_token (1, 1, D)) -> (B, 1 + N, D)``: the class token first, then the patches."""
+def check_receptive_field(fn) -> bool:
+    """``fn(kernel_sizes, strides) -> int``: the receptive field r = 1 + sum_l (k_l - 1) prod_{i<l} s_i of a stack
+    of convolutions (or poolings), in input pixels along one side."""
     cases = []
-    for B, N, D in ((1, 4, 3), (3, 16, 8), (2, 1, 5)):
-        x, cls = _rand(B, N, D, seed=N), _rand(1, 1, D, seed=D + 100)
-        cases.append(Case(args=(x, cls), expected=torch.cat([cls.expand(B, 1, D), x], dim=1),
-                          label=f"batch {B}, {N} patches, width {D}", mistakes={
-                              "class token appended last: it comes first, position 0":
-                                  torch.cat([x, cls.expand(B, 1, D)], dim=1),
-                              "class token added to every patch: concatenate it as one more token": x + cls}))
-    return check(fn, cases, name=function_name(fn, "prepend_class_token"), explain=hint_on_error({
-        "Sizes of tensors must match": "cls_token is (1, 1, D), one for the whole batch: expand it to "
-                                       "(B, 1, D) first, cls_token.expand(B, -1, -1)"}))
+    for ks, ss, what in (((3, 3, 3, 3), (1, 2, 2, 2), "the chapter's CNN"), ((3, 3), (1, 1), "two 3x3 convolutions"),
+                         ((7, 3), (2, 2), "ResNet's stem: 7x7 conv, 3x3 max-pool, both stride 2"),
+                         ((7, 3, 3, 3, 3, 3), (2, 2, 1, 1, 1, 1), "ResNet-18 to the end of its first stage"),
+                         ((16,), (16,), "a 16x16 patch embedding"), ((4, 2), (4, 2), "4x4 patches, then 2x2")):
+        def rf(inclusive=False, strided=True, plus_one=True, kernel=lambda k: k - 1):
+            total, jump = int(plus_one), 1
+            for k, s in zip(ks, ss):
+                jump_here = jump * s if inclusive else jump
+                total += kernel(k) * (jump_here if strided else 1)
+                jump *= s
+            return total
+        cases.append(Case(args=(list(ks), list(ss)), expected=_measured_receptive_field(ks, ss), label=what,
+                          mistakes={"multiplied in the layer's own stride: only the strides of the layers before "
+                                    "it, prod_{i<l} s_i, space out its window": rf(inclusive=True),
+                                    "ignored the strides: after a stride-s layer every later step spans s pixels":
+                                        rf(strided=False),
+                                    "forgot the 1: a stack of 1x1 kernels still sees one pixel": rf(plus_one=False),
+                                    "added k_l instead of k_l - 1: a k-wide window adds k - 1 pixels to what one "
+                                    "position sees": rf(kernel=lambda k: k)}))
+    return check(fn, cases, name=function_name(fn, "receptive_field"))
+
+
+def check_circular_pad(fn) -> bool:
+    """``fn(x (B, C, H, W), p) -> (B, C, H + 2p, W + 2p)``: the image wrapped around, as F.pad(mode="circular")."""
+    cases = []
+    for shape, p in (((1, 1, 4, 4), 1), ((2, 3, 5, 6), 2), ((1, 2, 3, 3), 1)):
+        x = _rand(*shape, seed=sum(shape))
+        wrong_side = torch.cat([x[..., :p, :], x, x[..., -p:, :]], dim=-2)      # (B, C, H + 2p, W)
+        wrong_side = torch.cat([wrong_side[..., :p], wrong_side, wrong_side[..., -p:]], dim=-1)
+        cases.append(Case(args=(x, p), expected=F.pad(x, (p, p, p, p), mode="circular"),
+                          label=f"{shape} padded by {p}", mistakes={
+                              "padded with zeros: circular padding repeats the far side of the image":
+                                  F.pad(x, (p, p, p, p)),
+                              "repeated the edge pixels (replicate padding): take the rows and columns of the far "
+                              "side": F.pad(x, (p, p, p, p), mode="replicate"),
+                              "wrapped from the wrong side: the rows added on top are the image's last p rows":
+                                  wrong_side}))
+    return check(fn, cases, name=function_name(fn, "circular_pad"))
 
 
 def check_count_vit_parameters(fn) -> bool:
