@@ -1,4 +1,4 @@
-"""Chapter 03's checkers accept a right answer and reject the usual wrong ones, naming the mistake; the block
+"""Chapter 03's checkers accept a right answer and reject the usual wrong ones, naming the mistake; the post-LN
 exercise gets the block's parts, not a block that computes the answer itself. The stub, crash and wrong-type
 checks for every chapter are in test_exercises.py."""
 
@@ -10,19 +10,20 @@ import torch
 from vitlib.exercises import ch03
 
 
-def layer_norm(x, gamma, beta, eps=1e-5):
-    mean = x.mean(-1, keepdim=True)
-    var = ((x - mean) ** 2).mean(-1, keepdim=True)
-    return (x - mean) / torch.sqrt(var + eps) * gamma + beta
+def count(vocab_size, max_len, d_model, n_layers):
+    d = d_model
+    per_block = (4 * d * d + 4 * d) + (8 * d * d + 5 * d) + 4 * d    # attention, FFN, two LayerNorms
+    return vocab_size * d + max_len * d + n_layers * per_block + 2 * d
 
 
-def feed_forward(x, W1, b1, W2, b2):
-    return torch.clamp(x @ W1 + b1, min=0) @ W2 + b2
+def post_ln_forward(block, x):
+    h = block.norm1(x + block.attn(x, is_causal=True))
+    return block.norm2(h + block.ffn(h))
 
 
-def block_forward(block, x):
-    x = x + block.attn(block.norm1(x), is_causal=True)
-    return x + block.ffn(block.norm2(x))
+def order_gap(model, ids):
+    reordered = torch.cat([ids[:, :-1].flip(1), ids[:, -1:]], dim=1)
+    return (model(reordered)[:, -1] - model(ids)[:, -1]).abs().max().item()
 
 
 def cached_attention(q, k, v, past_k, past_v):
@@ -31,13 +32,17 @@ def cached_attention(q, k, v, past_k, past_v):
     return weights @ v_all, (k_all, v_all)
 
 
-SOLUTIONS = {ch03.check_layer_norm: layer_norm, ch03.check_feed_forward: feed_forward,
-             ch03.check_block_forward: block_forward, ch03.check_cached_attention: cached_attention}
+SOLUTIONS = {ch03.check_gpt_parameter_count: count, ch03.check_post_ln_forward: post_ln_forward,
+             ch03.check_order_gap: order_gap, ch03.check_cached_attention: cached_attention}
 
 
 def test_checkers_accept_correct_solutions():
     for checker, solution in SOLUTIONS.items():
         assert checker(solution), checker.__name__
+
+
+def test_gpt2_small_has_124_439_808_parameters():
+    assert count(50257, 1024, 768, 12) == ch03.gpt_parameter_count(50257, 1024, 768, 12) == 124_439_808
 
 
 def cache_on_the_wrong_dim(q, k, v, past_k, past_v):
@@ -46,31 +51,30 @@ def cache_on_the_wrong_dim(q, k, v, past_k, past_v):
     return weights @ v_all, (k_all, v_all)
 
 
-def post_ln(block, x):
-    h = block.norm1(x + block.attn(x, is_causal=True))
-    return block.norm2(h + block.ffn(h))
+def pre_ln(block, x):
+    x = x + block.attn(block.norm1(x), is_causal=True)
+    return x + block.ffn(block.norm2(x))
 
 
 WRONG = [  # (checker, wrong answer, what its feedback must say)
-    (ch03.check_layer_norm, lambda x, g, b, eps=1e-5: (x - x.mean(-1, keepdim=True)) / torch.sqrt(
-        x.var(-1, keepdim=True) + eps) * g + b, "likely mistake: the unbiased variance"),
-    (ch03.check_layer_norm, lambda x, g, b, eps=1e-5: (x - x.mean(-1, keepdim=True)) / (
-        x.std(-1, unbiased=False, keepdim=True) + eps) * g + b, "likely mistake: eps added outside the square root"),
-    (ch03.check_layer_norm, lambda x, g, b, eps=1e-5: layer_norm(x, 1.0, 0.0, eps), "likely mistake: forgot gamma"),
-    (ch03.check_layer_norm, lambda x, g, b, eps=1e-5: layer_norm(x, g, b, eps)[..., :-1], "shape mismatch"),
-    (ch03.check_feed_forward, lambda x, W1, b1, W2, b2: (x @ W1 + b1) @ W2 + b2, "likely mistake: no ReLU"),
-    (ch03.check_feed_forward, lambda x, W1, b1, W2, b2: torch.relu(feed_forward(x, W1, b1, W2, b2)),
-     "likely mistake: a ReLU after the second layer too"),
-    (ch03.check_feed_forward, lambda x, W1, b1, W2, b2: torch.relu(W1 @ x + b1) @ W2 + b2,
-     "hint: x is (..., d_model) and W1 (d_model, d_ff): multiply x @ W1"),
-    (ch03.check_block_forward, post_ln, "likely mistake: post-LN"),
-    (ch03.check_block_forward, lambda block, x: (lambda h: h + block.ffn(block.norm2(h)))(
-        x + block.attn(block.norm1(x))), "likely mistake: attention without is_causal=True"),
-    (ch03.check_block_forward, lambda block, x: (lambda a: a + block.ffn(block.norm2(a)))(
-        block.attn(block.norm1(x), is_causal=True)),
-     "likely mistake: forgot the residual around attention"),
-    (ch03.check_block_forward, lambda block, x: block.attn(block.norm1(x), causal=True),
-     "hint: block.attn is a MultiHeadAttention: call it as block.attn(h, is_causal=True)"),
+    (ch03.check_gpt_parameter_count, lambda V, T, d, L: count(V, T, d, L) - T * d,
+     "likely mistake: forgot the position table"),
+    (ch03.check_gpt_parameter_count, lambda V, T, d, L: count(V, T, d, L) + V * d,
+     "likely mistake: counted the output head separately"),
+    (ch03.check_gpt_parameter_count, lambda V, T, d, L: count(V, T, d, L) - 9 * L * d,
+     "likely mistake: forgot the biases"),
+    (ch03.check_gpt_parameter_count, lambda V, T, d, L: count(V, T, d, L) - (4 * L + 2) * d,
+     "likely mistake: forgot the LayerNorms"),
+    (ch03.check_post_ln_forward, pre_ln, "likely mistake: pre-LN, the course's block"),
+    (ch03.check_post_ln_forward, lambda block, x: (lambda h: h + block.ffn(h))(
+        block.norm1(x + block.attn(x, is_causal=True))), "likely mistake: forgot the second LayerNorm"),
+    (ch03.check_post_ln_forward, lambda block, x: (lambda h: block.norm2(h + block.ffn(h)))(
+        block.norm1(x + block.attn(block.norm1(x), is_causal=True))),
+     "likely mistake: the LayerNorm inside the residual too"),
+    (ch03.check_order_gap, lambda m, ids: (m(ids.flip(1))[:, -1] - m(ids)[:, -1]).abs().max().item(),
+     "likely mistake: reversed the last token too"),
+    (ch03.check_order_gap, lambda m, ids: (m(torch.cat([ids[:, :-1].flip(1), ids[:, -1:]], 1)) - m(ids)).abs()
+     .max().item(), "likely mistake: compared every position"),
     (ch03.check_cached_attention, lambda q, k, v, pk, pv: (  # attends to the past only
         torch.softmax(q @ pk.transpose(-2, -1) / math.sqrt(q.shape[-1]), -1) @ pv, (pk, pv)),
      "likely mistake: attended to the cached tokens only"),
@@ -96,12 +100,6 @@ def test_a_kv_cache_concatenated_on_the_wrong_dim_gets_the_case_the_error_and_a_
     assert "\n    hint: the cache grows along the length: torch.cat([past_k, k], dim=2)" in out
 
 
-def test_block_forward_gets_the_parts_not_a_block_that_computes_the_answer(capsys):
-    assert not ch03.check_block_forward(lambda block, x: block(x))
-    assert not ch03.check_block_forward(lambda block, x: block.forward(x))
-    out = capsys.readouterr().out
-    assert out.count("raised RuntimeError: use the sub-modules: block_forward builds the block's forward") == 6
-    seen = []
-    ch03.check_block_forward(lambda block, x: seen.append(block) or block_forward(block, x))
-    assert {name for name, _ in seen[0].named_children()} == {"norm1", "attn", "norm2", "ffn"}
-    assert not isinstance(seen[0], ch03.Block)
+def test_post_ln_forward_gets_the_parts_not_a_block_that_computes_the_answer(capsys):
+    assert not ch03.check_post_ln_forward(lambda block, x: block(x))
+    assert "raised RuntimeError: use the sub-modules" in capsys.readouterr().out

@@ -1,57 +1,100 @@
-"""Checkers for chapter 03's exercises: each runs your function on small random inputs and compares it with PyTorch
-or with ``vitlib.transformer`` (which is itself verified against PyTorch and transformers)."""
+"""Checkers for chapter 03's exercises: GPT-2's parameter count, the post-LN block, how much a GPT's last prediction
+depends on word order, and one decoding step with a KV cache. Each runs your function on small inputs, compares
+it with ``vitlib`` and names the likely mistake."""
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..attention import scaled_dot_product_attention
 from ..transformer import Block
-from . import Case, check, function_name, hint_on_error
+from . import Case, check, function_name, hint_on_error, kind
 
 
 def _randn(*shape, seed: int, scale: float = 1.0) -> torch.Tensor:
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed)) * scale
 
 
-def check_layer_norm(layer_norm) -> bool:
-    """``layer_norm(x, gamma, beta, eps=1e-5)``: normalise the last dimension of x to mean 0 and variance 1
-    (the biased variance, eps inside the square root), then scale by gamma and shift by beta."""
-    inputs = []
-    for i, (shape, scale) in enumerate((((4,), 1.0), ((2, 3, 8), 3.0), ((5, 16), 0.01), ((1, 2, 6), 100.0))):
-        x, D = _randn(*shape, seed=i, scale=scale) + 0.5 * scale, shape[-1]  # rows with a mean to remove
-        inputs.append((x, _randn(D, seed=10 + i) + 1, _randn(D, seed=20 + i), f"x {tuple(shape)} with spread {scale}"))
-    inputs.append((torch.full((2, 5), 3.0), torch.ones(5), torch.arange(5.0),
-                   "constant rows: zero variance, so the output is beta"))
-    cases = []
-    for x, gamma, beta, label in inputs:
-        centred = x - x.mean(-1, keepdim=True)
-        cases.append(Case(args=(x, gamma, beta), expected=F.layer_norm(x, x.shape[-1:], gamma, beta, eps=1e-5),
-                          label=label, mistakes={
-                              "the unbiased variance (divided by d - 1): LayerNorm divides by d":
-                                  centred / (x.var(-1, keepdim=True) + 1e-5).sqrt() * gamma + beta,
-                              "eps added outside the square root: sqrt(var + eps)":
-                                  centred / (x.std(-1, correction=0, keepdim=True) + 1e-5) * gamma + beta,
-                              "forgot gamma and beta": F.layer_norm(x, x.shape[-1:], eps=1e-5)}))
-    return check(layer_norm, cases, name=function_name(layer_norm, "layer_norm"))
+def gpt_parameter_count(vocab_size: int, max_len: int, d_model: int, n_layers: int) -> int:
+    """Parameters of a GPT-2-style model with d_ff = 4 d_model: token and position tables, per block LN_1, attention
+    (W_q, W_k, W_v, W_o with biases), LN_2 and the FFN (with biases), a final LayerNorm, and a head tied to E."""
+    d = d_model
+    return vocab_size * d + max_len * d + n_layers * (12 * d * d + 13 * d) + 2 * d
 
 
-def check_feed_forward(feed_forward) -> bool:
-    """``feed_forward(x, W1, b1, W2, b2)``: max(0, x W1 + b1) W2 + b2, for x of any shape (..., d_model)."""
+def check_gpt_parameter_count(count) -> bool:
+    """``count(vocab_size, max_len, d_model, n_layers) -> int``: the parameters of a GPT-2-style model (d_ff = 4
+    d_model, biases everywhere, LayerNorms with a scale and a shift, the output head tied to the token table)."""
     cases = []
-    for i, (shape, d_ff) in enumerate((((3, 4), 8), ((2, 5, 6), 24), ((1, 1, 8), 2))):
-        d = shape[-1]
-        args = (_randn(*shape, seed=i), _randn(d, d_ff, seed=10 + i), _randn(d_ff, seed=20 + i),
-                _randn(d_ff, d, seed=30 + i), _randn(d, seed=40 + i))
-        x, W1, b1, W2, b2 = args
-        cases.append(Case(args=args, expected=F.relu(x @ W1 + b1) @ W2 + b2, label=f"x {shape}, d_ff={d_ff}",
-                          mistakes={"no ReLU between the two layers": (x @ W1 + b1) @ W2 + b2,
-                                    "a ReLU after the second layer too: only the hidden layer has one":
-                                        F.relu(F.relu(x @ W1 + b1) @ W2 + b2)}))
-    return check(feed_forward, cases, name=function_name(feed_forward, "feed_forward"), explain=hint_on_error({
-        "cannot be multiplied": "x is (..., d_model) and W1 (d_model, d_ff): multiply x @ W1, then the hidden @ W2"}))
+    for V, T, d, L, label in ((50257, 1024, 768, 12, "GPT-2 small"), (80, 64, 128, 3, "the course GPT"),
+                              (100, 32, 64, 2, "a smaller GPT")):
+        right = gpt_parameter_count(V, T, d, L)
+        cases.append(Case(args=(V, T, d, L), expected=right, label=label, mistakes={
+            "forgot the position table P (max_len x d_model)": right - T * d,
+            "counted the output head separately: it is tied to the token table E": right + V * d,
+            "forgot the biases (4 d in attention, 4 d + d in the FFN, per block)": right - L * 9 * d,
+            "forgot the LayerNorms (2 d each: two per block and a final one)": right - (2 * L + 1) * 2 * d}))
+    return check(count, cases, name=function_name(count, "count"))
+
+
+def check_post_ln_forward(post_ln_forward) -> bool:
+    """``post_ln_forward(block, x)``: the original transformer's post-LN order from a block's parts,
+    h = LN_1(x + attn(x)), then LN_2(h + ffn(h)), with causal attention."""
+    cases = []
+    for i, (B, T, D, H) in enumerate(((1, 4, 8, 2), (2, 6, 16, 4), (3, 1, 8, 1))):
+        torch.manual_seed(i)
+        block = Block(D, H, causal=True).eval()
+        with torch.no_grad():
+            for norm in (block.norm1, block.norm2):
+                norm.weight.add_(torch.randn(D) * 0.5)
+                norm.bias.add_(torch.randn(D) * 0.5)
+            x = _randn(B, T, D, seed=100 + i, scale=2.0)
+            attn, ffn, norm1, norm2 = block.attn, block.ffn, block.norm1, block.norm2
+            h = norm1(x + attn(x, is_causal=True))
+            cases.append(Case(args=(BlockParts(block), x), expected=norm2(h + ffn(h)),
+                              label=f"x {(B, T, D)}, {H} heads", mistakes={
+                                  "pre-LN, the course's block: post-LN normalises the sum, LN(x + f(x))": block(x),
+                                  "the LayerNorm inside the residual too: attn(norm1(x)), not attn(x)":
+                                      (lambda g: norm2(g + ffn(g)))(norm1(x + attn(norm1(x), is_causal=True))),
+                                  "forgot the second LayerNorm: return norm2(h + ffn(h))": h + ffn(h)}))
+    with torch.no_grad():
+        return check(post_ln_forward, cases, name=function_name(post_ln_forward, "post_ln_forward"))
+
+
+def _last_logits(model, ids):
+    return model(ids)[:, -1]                                                    # (B, V)
+
+
+def check_order_gap(order_gap) -> bool:
+    """``order_gap(model, ids) -> float``: reverse the order of every token but the last, and return the largest
+    absolute change of the logits at the last position, max |f(reversed)[:, -1] - f(ids)[:, -1]|."""
+    from ..position_variants import gpt_with_positions
+    from ..transformer import GPTConfig
+
+    cases = []
+    for mode, n_layers in (("none", 1), ("none", 2), ("learned", 1)):
+        torch.manual_seed(0)
+        model = gpt_with_positions(GPTConfig(vocab_size=20, d_model=16, n_layers=n_layers, n_heads=2, max_len=12),
+                                   mode).eval()
+        with torch.no_grad():
+            if mode == "learned":   # a trained-looking table, not the tiny initial one
+                model.transformer.pos_emb.weight.normal_()
+            ids = torch.randint(0, 20, (2, 7), generator=torch.Generator().manual_seed(n_layers))
+            rev = torch.cat([ids[:, :-1].flip(1), ids[:, -1:]], dim=1)
+            gap = (_last_logits(model, rev) - _last_logits(model, ids)).abs().max().item()
+            everything = (model(ids.flip(1))[:, -1] - _last_logits(model, ids)).abs().max().item()
+            all_positions = (model(rev) - model(ids)).abs().max().item()
+        cases.append(Case(args=(model, ids), expected=gap, label=f"{mode} positions, {n_layers} layer(s)", mistakes={
+            "reversed the last token too: keep ids[:, -1] in place": everything,
+            "compared every position: only the last prediction, [:, -1]": all_positions}))
+
+    def close(got, expected):
+        if not isinstance(got, float):
+            raise AssertionError(f"expected a float, got {kind(got)}")
+        return abs(got - expected) <= 1e-4 + 1e-3 * abs(expected)
+    with torch.no_grad():
+        return check(order_gap, cases, name=function_name(order_gap, "order_gap"), compare=close)
 
 
 class BlockParts(nn.Module):
@@ -66,41 +109,8 @@ class BlockParts(nn.Module):
         return f"BlockParts(d_model={self.norm1.normalized_shape[0]})"
 
     def forward(self, *args, **kwargs):
-        raise RuntimeError("use the sub-modules: block_forward builds the block's forward from block.norm1, "
+        raise RuntimeError("use the sub-modules: build the forward from block.norm1, "
                            "block.attn, block.norm2 and block.ffn; block(x) itself is what you are writing")
-
-
-def check_block_forward(block_forward) -> bool:
-    """``block_forward(block, x)``: the pre-LN causal block from its parts ``block.norm1``, ``block.attn``
-    (call it with ``is_causal=True``), ``block.norm2`` and ``block.ffn``: x + attn(norm1(x)), then + ffn(norm2(.)).
-
-    ``block`` is a ``BlockParts``: those four sub-modules of a ``vitlib.transformer.Block``, without the block's own
-    forward (calling ``block(x)`` raises)."""
-    cases = []
-    for i, (B, T, D, H) in enumerate(((1, 4, 8, 2), (2, 6, 16, 4), (3, 1, 8, 1))):
-        torch.manual_seed(i)
-        block = Block(D, H, causal=True).eval()
-        with torch.no_grad():  # LayerNorm parameters away from 1 and 0, so that forgetting a norm shows
-            for norm in (block.norm1, block.norm2):
-                norm.weight.add_(torch.randn(D) * 0.5)
-                norm.bias.add_(torch.randn(D) * 0.5)
-            x = _randn(B, T, D, seed=100 + i, scale=2.0)
-            attn, ffn, norm1, norm2 = block.attn, block.ffn, block.norm1, block.norm2
-            h = x + attn(norm1(x), is_causal=True)
-            post = norm1(x + attn(x, is_causal=True))
-            cases.append(Case(args=(BlockParts(block), x), expected=block(x), label=f"x {(B, T, D)}, {H} heads",
-                              mistakes={
-                                  "attention without is_causal=True: each token sees the ones after it":
-                                      (lambda h: h + ffn(norm2(h)))(x + attn(norm1(x))),
-                                  "post-LN: normalise each sub-layer's input (x + attn(norm1(x))), not the sum":
-                                      norm2(post + ffn(post)),
-                                  "forgot the residual around the FFN: return h + ffn(norm2(h))": ffn(norm2(h)),
-                                  "forgot the residual around attention: h = x + attn(norm1(x))":
-                                      (lambda a: a + ffn(norm2(a)))(attn(norm1(x), is_causal=True))}))
-    with torch.no_grad():
-        return check(block_forward, cases, name=function_name(block_forward, "block_forward"),
-                     explain=hint_on_error({"unexpected keyword argument": "block.attn is a MultiHeadAttention: "
-                                            "call it as block.attn(h, is_causal=True)"}))
 
 
 def check_cached_attention(cached_attention) -> bool:

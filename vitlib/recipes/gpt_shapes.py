@@ -11,6 +11,9 @@ stopped at the first <eos> is a caption, which ``world.parse_caption(strict=True
 fine-tunes the model on 64 examples of a request it never saw, "draw two objects." answered by a caption of a scene
 with two objects (``instruction_examples``).
 
+A caption that parses may still describe no possible scene: ShapesWorld never repeats a colour+shape pair and puts
+at most one object in a cell. ``scene_problem`` names what breaks those rules; ``valid_scene_rate`` counts the rest.
+
     python -m vitlib.recipes.gpt_shapes --save        # trains on the CPU and writes data/zoo/gpt-shapes.*
 """
 
@@ -19,13 +22,14 @@ from __future__ import annotations
 import random
 import re
 import sys
+from collections.abc import Callable
 
 import torch
 
 from . import cli
 from ..constants import IGNORE_INDEX
 from ..data import ShapesWorld
-from ..data.language import NUMBERS
+from ..data.language import COLORS, NUMBERS, POSITIONS, SHAPES, SIZES
 from ..decoding import SampleProcessor
 from ..lm import collate, lm_loss, token_nll
 from ..metrics import parse_rate, perplexity
@@ -41,6 +45,10 @@ STEPS = 1200
 N_TRAIN, N_VAL, N_SAMPLES = 12000, 500, 1000  # documents to train on and to validate on; captions to sample
 _SPLIT_SEED = {"train": 0, "val": 1, "test": 2}
 _LOC = re.compile(r"\b(at|on|in) the\b")
+_WHERE = "|".join(sorted((p for row in POSITIONS for p in row), key=len, reverse=True))   # "top left" before "top"
+_OBJECT = re.compile(rf"\b({'|'.join(COLORS)}) (?:(?:{'|'.join(SIZES)}) )?({'|'.join(SHAPES)})"
+                     rf"(?: (?:at|on|in) the ({_WHERE}))?")
+_LEADING_PLACE = re.compile(rf"^(?:at|on|in) the ({_WHERE}) there ")
 
 
 def world() -> ShapesWorld:
@@ -126,6 +134,40 @@ def instruction_accuracy(model: GPT, n_per_request: int = 32, seed: int = 0,
     return right / (3 * n_per_request)
 
 
+def caption_objects(text: str) -> list[tuple[str, str, str | None]]:
+    """(colour, shape, cell name or None) of every object a caption that ``parse_caption`` accepts mentions, in
+    order: "at the top there is a red circle." and "a red circle at the top." both give ("red", "circle", "top")."""
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a caption (str), got {type(text).__name__}")
+    objects = []
+    for sentence in text.split("."):
+        lead = _LEADING_PLACE.match(sentence.strip())
+        for m in _OBJECT.finditer(sentence):
+            objects.append((m.group(1), m.group(2), m.group(3) or (lead.group(1) if lead else None)))
+    return objects
+
+
+def scene_problem(text: str) -> str | None:
+    """Why a caption cannot describe a ShapesWorld scene: "not a caption" (``parse_caption(strict=True)`` rejects
+    it), "repeated colour+shape" (the world never repeats a pair), "two objects in one cell"; None if it can."""
+    try:
+        world().parse_caption(text)
+    except ValueError:
+        return "not a caption"
+    objects = caption_objects(text)
+    if len({(c, s) for c, s, _ in objects}) < len(objects):
+        return "repeated colour+shape"
+    cells = [cell for _, _, cell in objects if cell is not None]
+    return "two objects in one cell" if len(set(cells)) < len(cells) else None
+
+
+def valid_scene_rate(texts: list[str]) -> tuple[int, int, int]:
+    """(texts, of them captions that parse, of those captions of a possible scene)."""
+    problems = [scene_problem(t) for t in texts]
+    parsed = sum(p != "not a caption" for p in problems)
+    return len(texts), parsed, sum(p is None for p in problems)
+
+
 def encode(docs: list[str], world: ShapesWorld | None = None) -> list[list[int]]:
     """Documents -> token ids, each ending with <eos>."""
     tok = (ShapesWorld(seed=0) if world is None else world).tokenizer
@@ -167,15 +209,15 @@ def sample_captions(model: GPT, n: int, seed: int = 0, temperature: float = 1.0)
 
 def train(steps: int = STEPS, seed: int = 0, device: torch.device | str | None = None, progress: bool = True,
           cfg: GPTConfig | None = None, batch_size: int = 32, lr: float = 3e-3, n_train: int = N_TRAIN,
-          eval_every: int = 100):
+          eval_every: int = 100, build: Callable[[GPTConfig], GPT] = GPT):
     """Pre-train the course GPT; return (model, history): the loss of every step and the validation perplexity
-    every ``eval_every`` steps."""
+    every ``eval_every`` steps. ``build(cfg)`` makes the model (another position encoding, say)."""
     device = get_device() if device is None else torch.device(device)
     generator = seed_everything(seed)
     cfg = config() if cfg is None else cfg
     train_seqs = encode(texts(n_train, "train", seed, world()))
     val_seqs = validation_seqs()
-    model = GPT(cfg).to(device)
+    model = build(cfg).to(device)
     loader = length_batches(train_seqs, batch_size, steps, generator)
     optimizer = torch.optim.AdamW(param_groups(model, 0.01), lr=lr)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.1)
