@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers import CLIPConfig, CLIPModel, SiglipConfig, SiglipModel
 
-from vitlib.contrastive import clip_loss, hinge_loss, siglip_loss, similarity
+from vitlib.contrastive import clip_loss, clip_loss_with_negatives, hinge_loss, siglip_loss, similarity
 
 TINY_TEXT = dict(vocab_size=50, hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
                  max_position_embeddings=16)
@@ -85,3 +85,46 @@ def test_a_plain_number_is_taken_as_the_logit_scale():
                                atol=0, rtol=0)
     with pytest.raises(TypeError, match="logit_scale must be a real number, got str"):
         clip_loss(v, t, "2.0")
+
+
+def test_clip_loss_with_negatives_is_the_equation_computed_directly():
+    """L = 1/2 [CE([s, s(v, t~)] / tau) + CE([s^T, s(t, v~)] / tau)], term by term with plain loops."""
+    g = torch.Generator().manual_seed(0)
+    v, t = torch.randn(4, 8, generator=g), torch.randn(4, 8, generator=g)
+    t_neg, v_neg = torch.randn(3, 8, generator=g), torch.randn(2, 8, generator=g)
+    theta = 1.3
+    cos = lambda a, b: (a @ b / (a.norm() * b.norm())).item()  # noqa: E731
+    image_rows = text_rows = 0.0
+    for i in range(4):
+        own = math.exp(cos(v[i], t[i]) * math.exp(theta))
+        texts = sum(math.exp(cos(v[i], x) * math.exp(theta)) for x in list(t) + list(t_neg))
+        images = sum(math.exp(cos(x, t[i]) * math.exp(theta)) for x in list(v) + list(v_neg))
+        image_rows -= math.log(own / texts) / 4
+        text_rows -= math.log(own / images) / 4
+    ours = clip_loss_with_negatives(v, t, theta, negative_texts=t_neg, negative_images=v_neg)
+    assert ours.item() == pytest.approx((image_rows + text_rows) / 2, rel=1e-5)
+    torch.testing.assert_close(clip_loss_with_negatives(v, t, theta), clip_loss(v, t, theta), atol=0, rtol=0)
+    only_texts = clip_loss_with_negatives(v, t, theta, negative_texts=t_neg)
+    assert clip_loss(v, t, theta) < only_texts < ours, "every negative adds to a denominator"
+
+
+def test_clip_loss_with_negatives_gradient_reaches_the_negatives():
+    v, t = torch.randn(3, 4), torch.randn(3, 4)
+    t_neg = torch.randn(2, 4, requires_grad=True)
+    clip_loss_with_negatives(v, t, 2.0, negative_texts=t_neg).backward()
+    assert t_neg.grad is not None and t_neg.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: clip_loss_with_negatives(torch.randn(4, 8), torch.randn(4, 8), 2.0, negative_texts=torch.randn(3, 5)),
+     ValueError, r"the batch's embeddings and negative_texts must share the feature size"),
+    (lambda: clip_loss_with_negatives(torch.randn(4, 8), torch.randn(4, 8), 2.0, negative_images=torch.randn(8)),
+     ValueError, r"negative_images must be a 2-D tensor \(batch, dim\), got \(8,\)"),
+    (lambda: clip_loss_with_negatives(torch.randn(4, 8), torch.randn(4, 8), 2.0,
+                                      negative_texts=torch.zeros(2, 8, dtype=torch.long)),
+     TypeError, r"negative_texts must be floating-point embeddings, got torch\.int64 \(2, 8\)"),
+    (lambda: clip_loss_with_negatives(torch.randn(4, 8), torch.randn(3, 8), 2.0), ValueError, r"must pair up one to one"),
+])
+def test_clip_loss_with_negatives_bad_input(call, error, message):
+    with pytest.raises(error, match=message):
+        call()

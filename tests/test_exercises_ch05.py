@@ -1,25 +1,22 @@
 """Chapter 05's checkers accept a right answer and reject the usual wrong ones, naming the mistake. The stub,
 crash and wrong-type checks for every chapter are in test_exercises.py."""
 
+import math
+
 import pytest
 import torch
-import torch.nn.functional as F
 
 from vitlib.exercises import ch05
 
 
-def info_nce(s, tau):
-    targets = torch.arange(len(s))
-    return (F.cross_entropy(s / tau, targets) + F.cross_entropy(s.T / tau, targets)) / 2
+def predict_initial_loss(n):
+    return math.log(n)
 
 
-def match_probabilities(s, tau):
-    return torch.softmax(s / tau, dim=1)
-
-
-def recall(s, k):
-    top = s.topk(k, dim=1).indices
-    return (top == torch.arange(len(s))[:, None]).any(dim=1).float().mean().item()
+def infonce_grad(logits):
+    n = len(logits)
+    eye = torch.eye(n)
+    return ((logits.softmax(dim=1) - eye) + (logits.softmax(dim=0) - eye)) / (2 * n)
 
 
 def hinge(s, margin):
@@ -30,38 +27,50 @@ def hinge(s, margin):
             + (margin - positive[:, None] + s.T).clamp(min=0)[off].sum()) / n
 
 
-SOLUTIONS = {ch05.check_info_nce: info_nce, ch05.check_match_probabilities: match_probabilities,
-             ch05.check_recall_at_k: recall, ch05.check_hinge_from_similarity: hinge}
+def swap_negative(objects, attribute):
+    (c1, s1), (c2, s2) = objects
+    return [(c2, s1), (c1, s2)] if attribute == "color" else [(c1, s2), (c2, s1)]
+
+
+SOLUTIONS = {ch05.check_initial_loss: predict_initial_loss, ch05.check_infonce_grad: infonce_grad,
+             ch05.check_hinge_from_similarity: hinge, ch05.check_swap_negative: swap_negative}
 
 
 def test_checkers_accept_correct_solutions():
     for checker, solution in SOLUTIONS.items():
         assert checker(solution), checker.__name__
-    assert ch05.check_info_nce(lambda s, tau: float(info_nce(s, tau)))  # a float is as good as a 0-d tensor
-    assert ch05.check_recall_at_k(lambda s, k: torch.tensor(recall(s, k)))  # and a 0-d tensor as a float
+    assert ch05.check_initial_loss(lambda n: torch.tensor(math.log(n)))  # a 0-d tensor is as good as a float
+    assert ch05.check_swap_negative(lambda o, a: [tuple(p) for p in swap_negative(o, a)])
 
 
-targets = lambda s: torch.arange(len(s))  # noqa: E731
+def _one_way(logits):
+    return (logits.softmax(dim=1) - torch.eye(len(logits))) / len(logits)
+
+
+def _changed(objects, attribute):
+    (c1, s1), (c2, s2) = objects
+    return [("green" if c1 != "green" else "red", s1), (c2, s2)]
+
+
 WRONG = [  # (checker, wrong answer, what its feedback must say)
-    (ch05.check_info_nce, lambda s, tau: F.cross_entropy(s / tau, targets(s)), "likely mistake: one direction only"),
-    (ch05.check_info_nce, lambda s, tau: 2 * info_nce(s, tau), "likely mistake: summed the two directions"),
-    (ch05.check_info_nce, lambda s, tau: info_nce(s * tau, 1.0), "likely mistake: multiplied by tau"),
-    (ch05.check_info_nce, lambda s, tau: info_nce(s, 1.0), "likely mistake: forgot the temperature"),
-    (ch05.check_info_nce, lambda s, tau: F.cross_entropy(s / tau, targets(s), reduction="none"),
-     "expected a float (a 0-d tensor will do), got a torch.Tensor of shape"),
-    (ch05.check_match_probabilities, lambda s, tau: torch.softmax(s / tau, dim=0),
-     "likely mistake: softmax over the columns (dim=0)"),
-    (ch05.check_match_probabilities, lambda s, tau: torch.softmax(s, dim=1), "likely mistake: forgot the temperature"),
-    (ch05.check_match_probabilities, lambda s, tau: torch.exp(s / tau) / torch.exp(s / tau).sum(),
-     "likely mistake: softmax over the whole matrix"),
-    (ch05.check_recall_at_k, lambda s, k: recall(s.T, k), "likely mistake: columns as queries"),
-    (ch05.check_recall_at_k, lambda s, k: recall(s, max(1, k - 1)), "likely mistake: off by one"),
+    (ch05.check_initial_loss, lambda n: math.log2(n), "likely mistake: log base 2 or 10"),
+    (ch05.check_initial_loss, lambda n: 1 / n, "likely mistake: the probability 1/n is not the loss"),
+    (ch05.check_initial_loss, lambda n: math.log(n - 1), "likely mistake: log(n - 1)"),
+    (ch05.check_initial_loss, lambda n: 2 * math.log(n), "likely mistake: the sum of the two directions"),
+    (ch05.check_infonce_grad, _one_way, "likely mistake: one direction only"),
+    (ch05.check_infonce_grad, lambda x: 2 * infonce_grad(x), "likely mistake: summed the two directions"),
+    (ch05.check_infonce_grad, lambda x: len(x) * infonce_grad(x), "likely mistake: forgot the 1/N"),
+    (ch05.check_infonce_grad, lambda x: -infonce_grad(x), "likely mistake: sign"),
     (ch05.check_hinge_from_similarity, lambda s, m: hinge(s, m) / 2, "likely mistake: the mean of the two directions"),
     (ch05.check_hinge_from_similarity, lambda s, m: (m - s.diag()[:, None] + s).clamp(min=0)[
         ~torch.eye(len(s), dtype=torch.bool)].sum() / len(s), "likely mistake: one direction only"),
     (ch05.check_hinge_from_similarity, lambda s, m: ((m - s.diag()[:, None] + s).clamp(min=0).sum()
                                                      + (m - s.diag()[:, None] + s.T).clamp(min=0).sum()) / len(s),
-     "likely mistake: counted j = i"),
+     "likely mistake: the diagonal left in"),
+    (ch05.check_swap_negative, lambda o, a: list(o), "likely mistake: returned the true objects"),
+    (ch05.check_swap_negative, lambda o, a: [(s, c) for c, s in o], "likely mistake: a swap within one object"),
+    (ch05.check_swap_negative, _changed, "likely mistake: words changed instead of swapped"),
+    (ch05.check_swap_negative, lambda o, a: swap_negative(o, a)[::-1], "likely mistake: the objects reordered"),
 ]
 
 

@@ -33,7 +33,7 @@ from .transformer import TextTransformer
 from .vision import ViT, ViTConfig
 from .zoo import register_model
 
-__all__ = ["CLIPConfig", "CLIP", "zero_shot_classify", "encode_texts", "search_images"]
+__all__ = ["CLIPConfig", "CLIP", "zero_shot_classify", "encode_texts", "score_pairs", "search_images"]
 
 SIZES = ("vocab_size", "max_len", "embed_dim", "image_size", "patch_size", "vision_width", "vision_layers",
          "vision_heads", "text_width", "text_layers", "text_heads")
@@ -144,6 +144,20 @@ def encode_texts(model: CLIP, tokenizer, texts: list[str], device=None) -> torch
     device = next(model.parameters()).device if device is None else device
     batch = tokenizer(list(texts), add_bos=True, add_eos=True)
     return model.encode_text(batch["input_ids"].to(device), batch["attention_mask"].to(device))
+
+
+@torch.no_grad()
+def score_pairs(model: CLIP, tokenizer, images: torch.Tensor, texts: list[str]) -> torch.Tensor:
+    """cos(v_i, t_i) of row-aligned pairs: images float (N, 3, H, W) in [0, 1] and N texts -> (N,). The score
+    ``vitlib.binding.swap_accuracy`` asks for."""
+    if not isinstance(images, torch.Tensor) or images.dim() != 4:
+        raise ValueError(f"images must be a float tensor (N, 3, H, W), got {describe(images)}")
+    if isinstance(texts, str) or len(texts) != len(images):
+        raise ValueError(f"texts must be a list of one text per image ({len(images)}), got {texts!r:.80}")
+    device = next(model.parameters()).device if isinstance(model, CLIP) else None
+    t = F.normalize(encode_texts(model, tokenizer, texts, device), dim=-1)          # (N, D)
+    v = F.normalize(model.encode_image(images.to(device)), dim=-1)                  # (N, D)
+    return (v * t).sum(dim=-1)
 
 
 def _class_embeddings(model: CLIP, tokenizer, class_texts, device) -> torch.Tensor:

@@ -7,6 +7,11 @@ s_ij = cos(v_i, t_j) and a temperature tau = 1 / exp(logit_scale):
     hinge (margin):   L = 1/N sum_i sum_{j != i} ( [m - s_ii + s_ij]_+ + [m - s_ii + s_ji]_+ )
     sigmoid (SigLIP): L = -1/N sum_i sum_j log sigmoid( z_ij (s_ij exp(logit_scale) + logit_bias) ),  z_ij = +1 if i = j else -1
 
+InfoNCE with hard negatives (NegCLIP): extra texts t~_k (a caption with two attributes swapped, say) join every
+image's softmax, and extra images v~_k every text's, as wrong answers only:
+
+    L = 1/2 [ CE([s, s(v, t~)] / tau) + CE([s^T, s(t, v~)] / tau) ]      (N, N + K) and (N, N + K') logits
+
 CE(s / tau) alone is the one-directional loss -1/N sum_i log exp(s_ii / tau) / sum_j exp(s_ij / tau); CLIP averages
 it with the text-to-image direction. In the hinge loss, with the cosine distance d = 1 - cos,
 [d(v_i, t_i) - d(v_i, t_j) + m]_+ = [m - s_ii + s_ij]_+ ; m = 0 gives the margin-free form.
@@ -71,6 +76,27 @@ def clip_loss(image_embeds: torch.Tensor, text_embeds: torch.Tensor, logit_scale
     logits_per_image = similarity(image_embeds, text_embeds) * logit_scale.exp()  # (N, N), row i: image i vs texts
     targets = torch.arange(len(logits_per_image), device=logits_per_image.device)
     return (F.cross_entropy(logits_per_image, targets) + F.cross_entropy(logits_per_image.T, targets)) / 2
+
+
+def clip_loss_with_negatives(image_embeds: torch.Tensor, text_embeds: torch.Tensor,
+                             logit_scale: torch.Tensor | float, negative_texts: torch.Tensor | None = None,
+                             negative_images: torch.Tensor | None = None) -> torch.Tensor:
+    """Symmetric InfoNCE with hard negatives, as NegCLIP: ``negative_texts`` (K, D) are extra columns of every
+    image's softmax, ``negative_images`` (K', D) extra columns of every text's; neither is anyone's right answer.
+    With neither, this is ``clip_loss``."""
+    _check_pair(image_embeds, text_embeds)
+    logit_scale = _scalar(logit_scale, "logit_scale", image_embeds)
+    s = similarity(image_embeds, text_embeds)                                    # (N, N)
+    rows, cols = [s], [s.T]
+    for name, extra, partners, out in (("negative_texts", negative_texts, image_embeds, rows),
+                                       ("negative_images", negative_images, text_embeds, cols)):
+        if extra is not None:
+            _check_embeds(partners, extra, ("the batch's embeddings", name))
+            out.append(similarity(partners, extra))                              # (N, K)
+    logits_per_image = torch.cat(rows, dim=1) * logit_scale.exp()                # (N, N + K)
+    logits_per_text = torch.cat(cols, dim=1) * logit_scale.exp()                 # (N, N + K')
+    targets = torch.arange(len(s), device=s.device)
+    return (F.cross_entropy(logits_per_image, targets) + F.cross_entropy(logits_per_text, targets)) / 2
 
 
 def hinge_loss(image_embeds: torch.Tensor, text_embeds: torch.Tensor, margin: float = 0.2) -> torch.Tensor:

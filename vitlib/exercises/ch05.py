@@ -1,14 +1,16 @@
-"""Checkers for chapter 05's exercises: each runs your function on small random similarity matrices or embeddings
-and compares it with ``vitlib.contrastive`` (itself verified against transformers' CLIP and SigLIP losses)."""
+"""Checkers for chapter 05's exercises: InfoNCE at initialisation, the gradient of symmetric InfoNCE, the hinge loss
+both ways, and swap negatives. Each compares your answer with ``vitlib.contrastive`` (itself verified against
+transformers' CLIP and SigLIP losses) or with autograd, and names the usual mistakes."""
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
 
-from ..contrastive import clip_loss, hinge_loss, similarity
-from ..metrics import recall_at_k
-from . import Case, check, function_name
+from ..contrastive import hinge_loss, similarity
+from . import Case, check, function_name, mismatch
 
 
 def _embeddings(n: int, d: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -19,57 +21,42 @@ def _embeddings(n: int, d: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     return v, t
 
 
-def _infonce_directions(s: torch.Tensor, tau: float) -> tuple[float, float]:
-    """Cross-entropy of rows (image -> text) and of columns (text -> image) of s / tau, pairs on the diagonal."""
-    targets = torch.arange(len(s))
-    return F.cross_entropy(s / tau, targets).item(), F.cross_entropy(s.T / tau, targets).item()
+def check_initial_loss(predict_initial_loss) -> bool:
+    """``predict_initial_loss(n)``: InfoNCE of a batch of n pairs when every image and every text embedding is the
+    same (a collapsed start): each row's softmax is uniform, so the loss is log n in both directions."""
+    cases = [Case(args=(n,), expected=math.log(n), label=f"batch of {n}", mistakes={
+        "log base 2 or 10: the cross-entropy uses the natural logarithm": math.log2(n),
+        "the probability 1/n is not the loss: the loss is -log p": 1 / n,
+        "log(n - 1): the own text is one of the n candidates in the softmax": math.log(n - 1),
+        "the sum of the two directions: CLIP averages them": 2 * math.log(n)})
+             for n in (2, 8, 64, 512)]
+    return check(predict_initial_loss, cases, name=function_name(predict_initial_loss, "predict_initial_loss"))
 
 
-def check_info_nce(info_nce) -> bool:
-    """``info_nce(s, tau)``: the symmetric InfoNCE of a cosine-similarity matrix s (N, N), pairs on the diagonal."""
+def _grads(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Autograd's gradients of the row (image -> text) and column (text -> image) cross-entropies."""
+    logits = logits.detach().clone().requires_grad_(True)
+    targets = torch.arange(len(logits))
+    rows = torch.autograd.grad(F.cross_entropy(logits, targets), logits)[0]
+    cols = torch.autograd.grad(F.cross_entropy(logits.T, targets), logits)[0]
+    return rows, cols
+
+
+def check_infonce_grad(infonce_grad) -> bool:
+    """``infonce_grad(logits)``: dL/dlogits (N, N) of CLIP's symmetric InfoNCE L = (CE(logits) + CE(logits^T)) / 2,
+    pairs on the diagonal; compared with autograd."""
     cases = []
-    for i, (n, tau) in enumerate(((2, 1.0), (4, 0.07), (8, 0.5), (16, 0.01))):
-        v, t = _embeddings(n, 8, i)
-        s = similarity(v, t)                                                      # (N, N)
-        rows, cols = _infonce_directions(s, tau)
-        cases.append(Case(args=(s, tau), expected=clip_loss(v, t, torch.tensor(1 / tau).log()).item(),
-                          label=f"N={n}, tau={tau}", mistakes={
-                              "one direction only: average image->text (rows) and text->image (columns)": rows,
-                              "summed the two directions: InfoNCE is their mean": rows + cols,
-                              "multiplied by tau: the logits are s / tau": sum(_infonce_directions(s * tau, 1.0)) / 2,
-                              "forgot the temperature: the logits are s / tau": sum(_infonce_directions(s, 1.0)) / 2}))
-    return check(info_nce, cases, name=function_name(info_nce, "info_nce"))
-
-
-def check_match_probabilities(match_probabilities) -> bool:
-    """``match_probabilities(s, tau)``: p(text j | image i) = softmax_j(s_ij / tau), each row summing to 1."""
-    cases = []
-    for i, (n, tau) in enumerate(((3, 1.0), (5, 0.07), (5, 10.0), (4, 0.001))):
-        v, t = _embeddings(n, 8, 10 + i)
-        s = similarity(v, t)
-        cases.append(Case(args=(s, tau), expected=F.softmax(s / tau, dim=1), label=f"N={n}, tau={tau}", mistakes={
-            "softmax over the columns (dim=0): each row, one image, must sum to 1": F.softmax(s / tau, dim=0),
-            "forgot the temperature: softmax(s / tau)": F.softmax(s, dim=1),
-            "softmax over the whole matrix: normalise each row on its own":
-                F.softmax((s / tau).flatten(), dim=0).reshape(s.shape)}))
-    return check(match_probabilities, cases, name=function_name(match_probabilities, "match_probabilities"))
-
-
-def check_recall_at_k(recall) -> bool:
-    """``recall(s, k)``: the share of rows i whose column i is among the k largest entries of row i (a float)."""
-    inputs = []
-    for i, (q, k) in enumerate(((4, 1), (6, 2), (10, 3), (10, 10), (7, 1))):
-        v, t = _embeddings(q, 4, 20 + i)
-        inputs.append((similarity(v, t), k, f"{q} queries, k={k}"))
-    inputs.append((torch.tensor([[0.9, 0.1, 0.0], [0.8, 0.7, 0.0], [0.1, 0.2, 0.3]]), 1,
-                   "rows are queries: row 1 ranks column 0 first"))
-    cases = []
-    for s, k, label in inputs:
-        mistakes = {"columns as queries: each row is a query, its target the diagonal entry": recall_at_k(s.T, k)}
-        if k > 1:
-            mistakes["off by one: the top k includes the k-th largest (top k - 1 counted)"] = recall_at_k(s, k - 1)
-        cases.append(Case(args=(s, k), expected=recall_at_k(s, k), label=label, mistakes=mistakes))
-    return check(recall, cases, name=function_name(recall, "recall"))
+    for i, n in enumerate((2, 4, 8)):
+        v, t = _embeddings(n, 8, 40 + i)
+        logits = similarity(v, t) / 0.1                                             # (N, N)
+        rows, cols = _grads(logits)
+        expected = (rows + cols) / 2
+        cases.append(Case(args=(logits,), expected=expected, label=f"N={n}", mistakes={
+            "one direction only: add the text -> image term (softmax over each column)": rows,
+            "summed the two directions: L is their mean, so each term carries 1/2": rows + cols,
+            "forgot the 1/N: the loss is a mean over the batch": n * expected,
+            "sign: dL/dlogit = p - delta (softmax minus one-hot), not delta - p": -expected}))
+    return check(infonce_grad, cases, name=function_name(infonce_grad, "infonce_grad"))
 
 
 def check_hinge_from_similarity(hinge) -> bool:
@@ -84,5 +71,50 @@ def check_hinge_from_similarity(hinge) -> bool:
         cases.append(Case(args=(s, m), expected=hinge_loss(v, t, m).item(), label=f"N={n}, margin={m}", mistakes={
             "the mean of the two directions: the loss sums them": (rows + cols) / 2,
             "one direction only: add the text -> image terms (s_ji)": rows,
-            "counted j = i: the pair's own terms add 2 x margin; sum over j != i only": rows + cols + 2 * max(m, 0.0)}))
+            "the diagonal left in: each pair's own terms add [m]_+ twice; sum over j != i only":
+                rows + cols + 2 * max(m, 0.0)}))
     return check(hinge, cases, name=function_name(hinge, "hinge"))
+
+
+def _swapped(objects: list[tuple[str, str]], attribute: str) -> list[tuple[str, str]]:
+    (c1, s1), (c2, s2) = objects
+    return [(c2, s1), (c1, s2)] if attribute == "color" else [(c1, s2), (c2, s1)]
+
+
+def _words(objects) -> list[str] | None:
+    """The sorted words of a list of (colour, shape) pairs; None when it is not one."""
+    if not isinstance(objects, (list, tuple)) or not all(isinstance(o, (list, tuple)) and len(o) == 2 and
+                                                         all(isinstance(w, str) for w in o) for o in objects):
+        return None
+    return sorted(w for o in objects for w in o)
+
+
+def _compare_swap(got, expected) -> bool:
+    why = mismatch(got, expected)
+    if why is None:
+        return True
+    if _words(got) is not None and _words(got) != _words(expected):
+        raise AssertionError(f"{why}; likely mistake: words changed instead of swapped: a swap negative holds "
+                             f"exactly the true caption's words, only who has which is exchanged")
+    raise AssertionError(why)
+
+
+def check_swap_negative(swap_negative) -> bool:
+    """``swap_negative(objects, attribute)``: the objects of a two-object caption, [(colour, shape), (colour, shape)],
+    with ``attribute`` ("color" or "shape") exchanged between the two objects; a new list, in the same order."""
+    scenes = ([("red", "circle"), ("blue", "square")], [("green", "triangle"), ("orange", "cross")],
+              [("purple", "diamond"), ("yellow", "square")])
+    cases = []
+    for objects in scenes:
+        for attribute in ("color", "shape"):
+            (c1, s1), (c2, s2) = objects
+            cases.append(Case(args=(objects, attribute), expected=_swapped(objects, attribute),
+                              label=f"{attribute} swap", mistakes={
+                                  "returned the true objects: the negative must differ from the caption":
+                                      [tuple(o) for o in objects],
+                                  "a swap within one object (its colour and shape exchanged): swap one attribute "
+                                  "between the two objects": [(s1, c1), (s2, c2)],
+                                  "the objects reordered (or the other attribute swapped): object k keeps its "
+                                  "shape in a colour swap, its colour in a shape swap":
+                                      _swapped(objects, "shape" if attribute == "color" else "color")}))
+    return check(swap_negative, cases, name=function_name(swap_negative, "swap_negative"), compare=_compare_swap)

@@ -30,6 +30,7 @@ from ..contrastive import clip_loss, hinge_loss, siglip_loss, similarity
 from ..data import Scene, ShapesWorld, distinct_scenes, one_object_scenes, to_tensor
 from ..data.language import article
 from ..metrics import recall_at_k
+from ..train import param_groups
 from ..train import train as run_training
 from ..utils import count_parameters, get_device, seed_everything
 
@@ -155,11 +156,13 @@ def evaluate(model: CLIP, w: ShapesWorld | None = None) -> dict[str, float]:
 def train(loss: str = "infonce", temperature: float | None = None, margin: float = 0.2, steps: int = STEPS,
           single_share: float = 0.5, batch_size: int = 128, lr: float = 1e-3, seed: int = 0,
           device: torch.device | str | None = None, eval_every: int | None = 50, progress: bool = True,
-          data: tuple[dict, dict] | None = None):
+          data: tuple[dict, dict] | None = None, siglip_scale: float = 10.0, siglip_bias: float = -10.0):
     """Train a CLIP; return (model, history).
 
-    loss: "infonce" (CLIP), "hinge" (margin ``margin``) or "siglip" (with a learnt bias, both initialised as in
-    SigLIP: scale 10, bias -10). temperature: None learns tau (from 0.07; SigLIP from 0.1); a number fixes it.
+    loss: "infonce" (CLIP), "hinge" (margin ``margin``) or "siglip" (a learnt scale and bias, from
+    ``siglip_scale`` and ``siglip_bias``: 10 and -10 in SigLIP). temperature: None learns tau (from 0.07); a number
+    fixes it. AdamW decays weight matrices and embedding tables only (``vitlib.train.param_groups``): never a bias,
+    a norm, the logit scale or SigLIP's bias.
     single_share: the share of each batch drawn from the one-object pool. data: the pools of
     ``training_data(seed)`` (built when None). The history holds the loss of every step and the zero-shot accuracy
     on the validation scenes every ``eval_every`` steps (and after the last).
@@ -174,13 +177,13 @@ def train(loss: str = "infonce", temperature: float | None = None, margin: float
     generator = seed_everything(seed)
     w = world()
     single, multi = training_data(seed) if data is None else data
-    model = CLIP(replace(config(), logit_bias=-10.0 if loss == "siglip" else None)).to(device)
+    model = CLIP(replace(config(), logit_bias=siglip_bias if loss == "siglip" else None)).to(device)
     with torch.no_grad():
         if loss == "siglip":
-            model.logit_scale.fill_(math.log(10.0))
+            model.logit_scale.fill_(math.log(siglip_scale))
         if temperature is not None:
             model.logit_scale.fill_(math.log(1 / temperature)).requires_grad_(False)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.1)
+    optimizer = torch.optim.AdamW(param_groups(model, 0.1), lr=lr)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.1)
 
     def step_loss(m: CLIP, batch) -> torch.Tensor:
