@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from . import cli
+from . import cli, results_json
 from ..data import Scene, ShapesWorld, one_object_scenes, to_tensor
 from ..data.render import BACKGROUND, COLORS
 from ..train import param_groups, train as run_training
@@ -189,7 +189,7 @@ def recoloured_twins(train_scenes: list[Scene], scenes: list[Scene]) -> list[lis
 
 
 # ----- with and without recolouring, over seeds (the chapter loads the shipped results) ------------------------------
-RESULTS = Path(__file__).resolve().parents[2] / "data" / "results" / "classifier-augmentation.json"
+RESULTS = results_json.path("classifier-augmentation")
 RECOLOUR_ARMS = (0.5, 0.0)
 SEEDS = (0, 1, 2)
 

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import torch
 
-from . import clip_shapes
+from . import clip_shapes, results_json
 from .cli import train_and_evaluate
 
-RESULTS = Path(__file__).resolve().parents[2] / "data" / "results" / "clip-ablation.json"
+RESULTS = results_json.path("clip-ablation")
 STEPS, BATCH_SIZE, SEEDS, CHECK_STEPS = 200, 64, (0, 1, 2), 20
 ROWS = {
     "InfoNCE, tau learnt (from 0.07)": {},

@@ -31,7 +31,7 @@ from types import SimpleNamespace
 import torch
 import torch.nn.functional as F
 
-from . import cli, clip_shapes
+from . import cli, clip_shapes, results_json
 from .. import binding
 from ..clip import CLIP, score_pairs
 from ..contrastive import clip_loss_with_negatives
@@ -42,7 +42,7 @@ from ..utils import get_device, seed_everything
 
 NAME = "clip-shapes-negclip"
 STEPS = 1200
-RESULTS = Path(__file__).resolve().parents[2] / "data" / "results" / "clip-negclip.json"
+RESULTS = results_json.path("clip-negclip")
 SEEDS, CHECK_STEPS = (0, 1, 2), 20
 TRAIN_SWAPS = ("color", "shape", "position")
 N_SWAP_EVAL = 500
