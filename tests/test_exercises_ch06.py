@@ -1,11 +1,13 @@
 """Chapter 06's checkers accept a right answer and reject the usual wrong ones, naming the mistake. The stub,
 crash and wrong-type checks for every chapter are in test_exercises.py."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 import torch.nn.functional as F
 
-from vitlib.data import IGNORE_INDEX
+from vitlib.data import IGNORE_INDEX, Scene
 from vitlib.exercises import ch06
 
 
@@ -14,15 +16,14 @@ def sample_negative_texts(sim, generator):
     return torch.multinomial(logits.softmax(dim=1), 1, generator=generator)[:, 0]
 
 
-def mask_caption(input_ids, mask_id, mask_prob, maskable, generator):
-    chosen = (torch.rand(input_ids.shape, generator=generator) < mask_prob) & maskable
-    return input_ids.masked_fill(chosen, mask_id), input_ids.masked_fill(~chosen, IGNORE_INDEX)
+def swap_negative(scene, attribute):
+    a, b = scene.objects
+    return (replace(a, **{attribute: getattr(b, attribute)}), replace(b, **{attribute: getattr(a, attribute)}))
 
 
-def itm_batch(text_for_image, image_for_text):
-    i = torch.arange(len(text_for_image))
-    return (torch.cat([i, i, image_for_text]), torch.cat([i, text_for_image, i]),
-            torch.cat([torch.ones_like(i), torch.zeros_like(i), torch.zeros_like(i)]))
+def masking_stats(maskable, mask_prob):
+    n = maskable.sum(dim=1).double()            # (B,): maskable words per caption
+    return (mask_prob * n).mean().item(), ((1 - mask_prob) ** n).mean().item()
 
 
 def masked_lm_loss(logits, labels):
@@ -31,14 +32,15 @@ def masked_lm_loss(logits, labels):
     return -log_p.gather(1, labels[chosen][:, None]).mean()
 
 
-SOLUTIONS = {ch06.check_sample_negative_texts: sample_negative_texts, ch06.check_mask_caption: mask_caption,
-             ch06.check_itm_batch: itm_batch, ch06.check_masked_lm_loss: masked_lm_loss}
+SOLUTIONS = {ch06.check_sample_negative_texts: sample_negative_texts, ch06.check_swap_negative: swap_negative,
+             ch06.check_masking_stats: masking_stats, ch06.check_masked_lm_loss: masked_lm_loss}
 
 
 def test_checkers_accept_correct_solutions():
     for checker, solution in SOLUTIONS.items():
         assert checker(solution) if checker is not ch06.check_sample_negative_texts else checker(solution, n=800)
     assert ch06.check_masked_lm_loss(lambda logits, labels: masked_lm_loss(logits, labels).item())  # a float will do
+    assert ch06.check_masking_stats(lambda m, p: tuple(map(torch.tensor, masking_stats(m, p))))   # 0-d tensors too
 
 
 def uniform_negatives(sim, generator):
@@ -54,18 +56,21 @@ WRONG = [  # (checker, wrong answer, what its feedback must say)
     (ch06.check_sample_negative_texts, uniform_negatives, "likely mistake: uniform over j != i"),
     (ch06.check_sample_negative_texts, lambda sim, g: sample_negative_texts(sim, g) + len(sim),
      "text indices must lie in 0 .. 2"),
-    (ch06.check_mask_caption, lambda ids, m, p, ok, g: mask_caption(ids, m, p, torch.ones_like(ok), g),
-     "likely mistake: masked tokens that maskable forbids"),
-    (ch06.check_mask_caption, lambda ids, m, p, ok, g: (mask_caption(ids, m, p, ok, g)[0], ids),
-     "likely mistake: labels everywhere"),
-    (ch06.check_mask_caption, lambda ids, m, p, ok, g: (lambda x, y: (x, x.masked_fill(y == IGNORE_INDEX, -100)))(
-        *mask_caption(ids, m, p, ok, g)), "likely mistake: labels hold mask_id"),
-    (ch06.check_itm_batch, lambda t, i: (*itm_batch(t, i)[:2], itm_batch(t, i)[2].float()),
-     "labels must be a LongTensor"),
-    (ch06.check_itm_batch, lambda t, i: itm_batch(i, t),
-     "likely mistake: text_for_image and image_for_text swapped"),
-    (ch06.check_itm_batch, lambda t, i: (*itm_batch(t, i)[:2], 1 - itm_batch(t, i)[2]),
-     "likely mistake: labels inverted"),
+    (ch06.check_swap_negative, lambda scene, attribute: scene.objects[::-1], "likely mistake: exchanged the whole"),
+    (ch06.check_swap_negative, lambda scene, attribute: (replace(scene.objects[0], **{
+        attribute: getattr(scene.objects[1], attribute)}), scene.objects[1]), "likely mistake: replaced instead of"),
+    (ch06.check_swap_negative, lambda scene, attribute: swap_negative(scene, "shape" if attribute == "color" else
+                                                                      "color"), "likely mistake: exchanged the"),
+    (ch06.check_swap_negative, lambda scene, attribute: swap_negative(
+        Scene(swap_negative(scene, "color")), "shape"), "likely mistake: exchanged colour and shape together"),
+    (ch06.check_masking_stats, lambda m, p: masking_stats(torch.ones_like(m), p),
+     "likely mistake: counted every position"),
+    (ch06.check_masking_stats, lambda m, p: masking_stats(m, 0.8 * p), "likely mistake: counted only the words"),
+    (ch06.check_masking_stats, lambda m, p: (masking_stats(m, p)[0], (p ** m.sum(1).double()).mean().item()),
+     "likely mistake: P(none chosen) is (1 - p)^n"),
+    (ch06.check_masking_stats, lambda m, p: (masking_stats(m, p)[0], (1 - p) ** m.sum(1).double().mean().item()),
+     "likely mistake: raised (1 - p) to the mean length"),
+    (ch06.check_masking_stats, lambda m, p: masking_stats(m, p)[0], "expected a tuple"),
     (ch06.check_masked_lm_loss,
      lambda logits, labels: F.cross_entropy(logits.flatten(0, 1), labels.flatten().clamp(min=0)),
      "likely mistake: scored every position, reading IGNORE_INDEX as token 0"),

@@ -66,3 +66,24 @@ def test_fusion_bad_input():
         f(torch.randn(2, 3, 8), torch.randn(2, 4, 8))
     with pytest.raises(ValueError, match=r"image must have shape \(2, S, 8\)"):
         f(torch.randn(2, 3, 16), torch.randn(2, 4, 16))
+
+
+def test_cross_attention_maps_match_the_decoders_attention_weights():
+    """FusionEncoder.cross_attention: per layer, the weights (B, H, T, S) of nn.TransformerDecoder's cross-attention
+    (its multihead_attn, queried by the words after self-attention) on the same inputs."""
+    decoder = _decoder()
+    ours = FusionEncoder.from_torch(decoder).eval()
+    g = torch.Generator().manual_seed(2)
+    text, image = torch.randn(2, 6, 32, generator=g), torch.randn(2, 5, 32, generator=g)
+    mask = torch.ones(2, 6, dtype=torch.bool)
+    mask[1, 4:] = False
+    maps = ours.cross_attention(text, image, mask)
+    assert len(maps) == 2 and all(m.shape == (2, 4, 6, 5) for m in maps)
+    x = text
+    for layer, got in zip(decoder.layers, maps):
+        h = x + layer._sa_block(layer.norm1(x), None, ~mask)
+        want = layer.multihead_attn(layer.norm2(h), image, image, need_weights=True, average_attn_weights=False)[1]
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+        x = layer(x, image, tgt_key_padding_mask=~mask)
+    with pytest.raises(ValueError, match="image must have shape"):
+        ours.cross_attention(text, image[:1])

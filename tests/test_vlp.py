@@ -229,3 +229,71 @@ def test_mask_tokens_and_itm_pairs_refuse_ids_that_would_pass_through_silently()
         itm_pairs(torch.tensor([0.5, 1.0]), torch.tensor([1.0, 0.0]))     # came back as float "indices"
     with pytest.raises(ValueError, match=r"in \[0, 2\) \(the batch\), got values in \[0, 5\]"):
         itm_pairs(torch.tensor([5, 0]), torch.tensor([1, 0]))
+
+
+def _with_swaps(batch, has, seed=1):
+    """The batch with swap negatives: other captions and images, one per row; ``has`` marks the rows that have one."""
+    other = _batch(B=len(batch["input_ids"]), T=batch["input_ids"].shape[1], seed=seed)
+    return {**batch, "swap_images": other["images"], "swap_input_ids": other["input_ids"],
+            "swap_attention_mask": other["attention_mask"], "has_swap": torch.tensor(has)}
+
+
+@pytest.mark.parametrize("swap_itc", [False, True])
+def test_swap_negatives_join_itm_after_the_sampled_ones_and_itc_as_negclip(swap_itc):
+    torch.manual_seed(0)
+    model = VLPModel(VLPConfig(vision_width=32, text_width=32, embed_dim=16, n_heads=2)).eval()
+    batch = _with_swaps(_batch(), [True, False, True, True, False, True])
+    out = model.losses(batch, "hard", torch.Generator().manual_seed(3), swap_itc=swap_itc)
+    plain = model.losses(_batch(), "hard", torch.Generator().manual_seed(3))
+    torch.testing.assert_close(out["mlm"], plain["mlm"])      # the same draws, in the same order
+    rows = torch.tensor([0, 2, 3, 5])
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    image_emb, image_tokens = model.encode_image(batch["images"])
+    text_emb, text_tokens = model.encode_text(ids, mask)
+    swap_image_emb, swap_image_tokens = model.encode_image(batch["swap_images"][rows])
+    swap_text_emb, swap_text_tokens = model.encode_text(batch["swap_input_ids"][rows],
+                                                        batch["swap_attention_mask"][rows])
+    s = similarity(image_emb, text_emb) * model.scale()
+    if swap_itc:   # NegCLIP: T'_k are extra columns for every image, I'_k for every text
+        targets = torch.arange(6)
+        i2t = torch.cat([s, similarity(image_emb, swap_text_emb) * model.scale()], dim=1)   # (6, 10)
+        t2i = torch.cat([s.T, similarity(text_emb, swap_image_emb) * model.scale()], dim=1)  # (6, 10)
+        torch.testing.assert_close(out["itc"], (F.cross_entropy(i2t, targets) + F.cross_entropy(t2i, targets)) / 2)
+    else:
+        torch.testing.assert_close(out["itc"], plain["itc"])
+    g = torch.Generator().manual_seed(3)
+    image_idx, text_idx, labels = itm_pairs(*sample_hard_negatives(s.detach(), g))
+    sampled = model.itm_logits(image_tokens[image_idx], text_tokens[text_idx], mask[text_idx])      # (18, 2)
+    text_swaps = model.itm_logits(image_tokens[rows], swap_text_tokens, batch["swap_attention_mask"][rows])
+    image_swaps = model.itm_logits(swap_image_tokens, text_tokens[rows], mask[rows])                 # (4, 2)
+    logits = torch.cat([sampled, text_swaps, image_swaps])
+    torch.testing.assert_close(out["itm"], F.cross_entropy(logits, torch.cat([labels, torch.zeros(8).long()])),
+                               atol=1e-5, rtol=1e-5)
+
+
+def test_a_batch_without_any_swap_gives_the_plain_losses():
+    torch.manual_seed(0)
+    model = VLPModel(VLPConfig(vision_width=32, text_width=32, embed_dim=16, n_heads=2)).eval()
+    out = model.losses(_with_swaps(_batch(), [False] * 6), "hard", torch.Generator().manual_seed(3), swap_itc=True)
+    plain = model.losses(_batch(), "hard", torch.Generator().manual_seed(3))
+    for name in ("itc", "itm", "mlm"):
+        torch.testing.assert_close(out[name], plain[name])
+
+
+SWAP_BAD = [   # (change to a batch with swaps, keyword arguments, error, message)
+    (lambda b: {k: v for k, v in b.items() if k != "has_swap"}, {}, ValueError, r"lacks \['has_swap'\]"),
+    (lambda b: {**b, "has_swap": b["has_swap"].long()}, {}, ValueError, r"has_swap must be a bool tensor \(2,\)"),
+    (lambda b: {**b, "swap_input_ids": b["swap_input_ids"][:, :-1]}, {}, ValueError,
+     r"shape of input_ids \(2, 7\) \(pad both together\)"),
+    (lambda b: {**b, "swap_images": b["swap_images"][:1]}, {}, ValueError, r"images must be \(B, 3, H, W\) with B = 2"),
+    (lambda b: {k: v for k, v in b.items() if not k.startswith(("swap", "has"))}, {"swap_itc": True}, ValueError,
+     r"swap_itc=True needs a batch with swap negatives"),
+    (lambda b: b, {"swap_itc": 1}, TypeError, r"swap_itc must be a bool, got int"),
+]
+
+
+@pytest.mark.parametrize("change, kwargs, error, message", SWAP_BAD)
+def test_swap_negatives_bad_input(change, kwargs, error, message):
+    model = VLPModel(VLPConfig(vision_width=32, text_width=32, embed_dim=16, n_heads=2))
+    with pytest.raises(error, match=message):
+        model.losses(change(_with_swaps(_batch(B=2), [True, False])), **kwargs)

@@ -52,15 +52,31 @@ class FusionEncoder(nn.Module):
         self.norm = nn.LayerNorm(d_model, eps=norm_eps)
 
     def forward(self, text: torch.Tensor, image: torch.Tensor, attention_mask: torch.Tensor | None = None):
+        self._check(text, image)
+        for layer in self.layers:
+            text = layer(text, image, attention_mask)
+        return self.norm(text)
+
+    def _check(self, text: torch.Tensor, image: torch.Tensor) -> None:
         check_like(text, "text", self.norm.weight)
         check_like(image, "image", self.norm.weight)
         if text.dim() != 3 or text.shape[-1] != self.d_model:
             raise ValueError(f"text must have shape (batch, length, {self.d_model}), got {tuple(text.shape)}")
         if image.dim() != 3 or image.shape[-1] != self.d_context or image.shape[0] != text.shape[0]:
             raise ValueError(f"image must have shape ({text.shape[0]}, S, {self.d_context}), got {tuple(image.shape)}")
+
+    @torch.no_grad()
+    def cross_attention(self, text: torch.Tensor, image: torch.Tensor,
+                        attention_mask: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """Where the words look: the cross-attention weights of every layer, each (B, H, T, S) (head h, word t,
+        image token s), for the same inputs as ``forward``."""
+        self._check(text, image)
+        maps = []
         for layer in self.layers:
+            h = text + layer.self_attn(layer.norm1(text), attention_mask=attention_mask)   # (B, T, d_model)
+            maps.append(layer.cross_attn.head_weights(layer.norm2(h), context=image))      # (B, H, T, S)
             text = layer(text, image, attention_mask)
-        return self.norm(text)
+        return maps
 
     @classmethod
     def from_torch(cls, decoder: nn.TransformerDecoder) -> FusionEncoder:

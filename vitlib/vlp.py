@@ -6,6 +6,10 @@
     MLM:    L_MLM = -mean over masked positions m of log p(x_m | x_masked, I)
     L = L_ITC + L_ITM + L_MLM
 
+Swap negatives (``vitlib.binding``): a batch may carry, per pair (I_i, T_i), an edited scene with two attributes
+exchanged: its caption T'_i (false for I_i) and image I'_i (false for T_i). ITM then also classifies (I_i, T'_i, 0)
+and (I'_i, T_i, 0) beside BLIP's sampled negatives; with ``swap_itc`` they also join ITC's softmaxes (NegCLIP).
+
 ALBEF's and BLIP's layout: image and text encoders aligned by ITC; a fusion encoder (``vitlib.fusion``) whose words
 cross-attend to the image tokens, read by the ITM and MLM heads. The text encoder is the ``TextTransformer`` of
 ``vitlib.transformer`` run bidirectionally (as BERT), with one more id, [MASK], and pooled at <bos> (BERT's [CLS]).
@@ -23,7 +27,7 @@ from torch import nn
 from .checks import (check_divisible, check_id, check_int, check_number, check_one_of, check_positive_ints,
                      check_token_ids, describe)
 from .constants import IGNORE_INDEX, LOGIT_SCALE_INIT
-from .contrastive import clamp_logit_scale_, clip_loss, similarity
+from .contrastive import clamp_logit_scale_, clip_loss, clip_loss_with_negatives, similarity
 from .fusion import FusionEncoder
 from .transformer import TextTransformer
 from .vision import CNNConfig, CNNEncoder, ViT, ViTConfig, check_images
@@ -230,21 +234,56 @@ class VLPModel(nn.Module):
             raise ValueError(f"images must be (B, 3, H, W) with B = {input_ids.shape[0]} (one per text), got "
                              f"{describe(images)}")
 
-    def losses(self, batch: dict, negatives: str = "hard", generator: torch.Generator | None = None) -> dict:
+    def _swaps(self, batch: dict, ids: torch.Tensor):
+        """The batch's swap negatives (rows that have one): (images (K, 3, H, W), ids (K, T), mask (K, T), rows (K,)),
+        or None when the batch carries none."""
+        keys = ("swap_images", "swap_input_ids", "swap_attention_mask", "has_swap")
+        if not any(k in batch for k in keys):
+            return None
+        if missing := [k for k in keys if k not in batch]:
+            raise ValueError(f"a batch with swap negatives needs all of {list(keys)}; it lacks {missing}")
+        images, swap_ids, mask, has = (batch[k] for k in keys)
+        if getattr(has, "dtype", None) != torch.bool or has.shape != ids.shape[:1]:
+            raise ValueError(f"has_swap must be a bool tensor ({len(ids)},), got {describe(has)}")
+        if getattr(swap_ids, "shape", None) != ids.shape:
+            raise ValueError(f"swap_input_ids must have the shape of input_ids {tuple(ids.shape)} (pad both "
+                             f"together), got {describe(swap_ids)}")
+        self._check(images, swap_ids, mask)
+        rows = has.nonzero()[:, 0]                                       # (K,)
+        return images[rows], swap_ids[rows], mask[rows], rows
+
+    def losses(self, batch: dict, negatives: str = "hard", generator: torch.Generator | None = None,
+               swap_itc: bool = False) -> dict:
         """batch {"images" (B, 3, H, W), "input_ids" (B, T), "attention_mask" (B, T) bool} of matching pairs,
-        optionally "image_ids" (B,) (equal ids: the same image, never a negative) -> {"itc", "itm", "mlm", "total"}.
-        ``negatives``: "hard" (BLIP's sampling) or "random" (uniform) for ITM."""
+        optionally "image_ids" (B,) (equal ids: the same image, never a negative), and swap negatives
+        {"swap_images" (B, 3, H, W), "swap_input_ids" (B, T), "swap_attention_mask" (B, T), "has_swap" (B,) bool}
+        -> {"itc", "itm", "mlm", "total"}. ``negatives``: "hard" (BLIP's sampling) or "random" (uniform) for ITM;
+        ``swap_itc``: the swap negatives also join ITC (NegCLIP), not only ITM."""
         if negatives not in ("hard", "random"):
             raise ValueError(f"negatives must be 'hard' or 'random', got {negatives!r}")
+        if not isinstance(swap_itc, bool):
+            raise TypeError(f"swap_itc must be a bool, got {type(swap_itc).__name__}")
         if missing := {"images", "input_ids", "attention_mask"} - set(batch):
             raise ValueError(f"batch lacks {sorted(missing)}; it needs images, input_ids and attention_mask")
         images, ids, mask = batch["images"], batch["input_ids"], batch["attention_mask"]
         self._check(images, ids, mask)
         if "image_ids" in batch and getattr(batch["image_ids"], "shape", None) != ids.shape[:1]:
             raise ValueError(f"image_ids must be a tensor ({len(ids)},), got {describe(batch['image_ids'])}")
+        swaps = self._swaps(batch, ids)
+        if swap_itc and swaps is None:
+            raise ValueError("swap_itc=True needs a batch with swap negatives (swap_images, swap_input_ids, ...)")
+        if swaps is not None and not len(swaps[3]):   # no row of this batch has a swap: nothing to add
+            swaps = None
         c, (image_emb, image_tokens) = self.config, self.encode_image(images)   # (B, E), (B, S, Dv)
         text_emb, text_tokens = self.encode_text(ids, mask)            # (B, E), (B, T, Dt)
-        itc = clip_loss(image_emb, text_emb, self.scale().log())
+        if swaps is not None:
+            swap_images, swap_ids, swap_mask, rows = swaps
+            swap_image_emb, swap_image_tokens = self.encode_image(swap_images)   # (K, E), (K, S, Dv)
+            swap_text_emb, swap_text_tokens = self.encode_text(swap_ids, swap_mask)   # (K, E), (K, T, Dt)
+        if swap_itc and swaps is not None:
+            itc = clip_loss_with_negatives(image_emb, text_emb, self.scale().log(), swap_text_emb, swap_image_emb)
+        else:
+            itc = clip_loss(image_emb, text_emb, self.scale().log())
 
         with torch.no_grad():   # negatives: drawn from the ITC similarities, never a caption equal to the positive
             sim = similarity(image_emb, text_emb) * self.scale()                       # (B, B)
@@ -253,8 +292,13 @@ class VLPModel(nn.Module):
             if "image_ids" in batch:                                                    # the same image twice
                 same |= batch["image_ids"][:, None] == batch["image_ids"][None]
             image_idx, text_idx, labels = itm_pairs(*sample_hard_negatives(sim, generator, same))
-        itm_logits = self.itm_logits(image_tokens[image_idx], text_tokens[text_idx], mask[text_idx])  # (3B, 2)
-        itm = F.cross_entropy(itm_logits, labels)
+        fused_images, fused_texts, fused_mask = image_tokens[image_idx], text_tokens[text_idx], mask[text_idx]
+        if swaps is not None:   # (I_i, T'_i, 0) and (I'_i, T_i, 0) after the 3B sampled triples
+            fused_images = torch.cat([fused_images, image_tokens[rows], swap_image_tokens])   # (3B + 2K, S, Dv)
+            fused_texts = torch.cat([fused_texts, swap_text_tokens, text_tokens[rows]])       # (3B + 2K, T, Dt)
+            fused_mask = torch.cat([fused_mask, swap_mask, mask[rows]])                       # (3B + 2K, T)
+            labels = torch.cat([labels, labels.new_zeros(2 * len(rows))])                     # (3B + 2K,)
+        itm = F.cross_entropy(self.itm_logits(fused_images, fused_texts, fused_mask), labels)
 
         maskable = mask & (ids != c.bos_id) & (ids != c.eos_id)   # words only: no <bos>, <eos> or padding
         masked_ids, mlm_labels = mask_tokens(ids, self.mask_id, c.vocab_size, c.mask_prob, maskable, generator)
@@ -263,4 +307,3 @@ class VLPModel(nn.Module):
         mlm = F.cross_entropy(mlm_logits.flatten(0, 1), mlm_labels.flatten(), ignore_index=IGNORE_INDEX)  # (B T, V)
         mlm = mlm.nan_to_num(0.0)   # a batch with nothing masked gives 0/0: no MLM signal
         return {"itc": itc, "itm": itm, "mlm": mlm, "total": itc + itm + mlm}
-

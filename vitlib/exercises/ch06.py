@@ -1,15 +1,18 @@
-"""Checkers for chapter 06's exercises: hard-negative sampling, token masking, ITM pairs and the masked-LM loss.
-Each compares your function with ``vitlib.vlp`` (or, for the sampler, with the probabilities it must follow)."""
+"""Checkers for chapter 06's exercises: hard-negative sampling, swap negatives, how many words masking chooses, and
+the masked-LM loss. Each compares your function with ``vitlib`` (``vlp``, ``binding``) or with the formula it must
+follow, and names the likely mistake when a known wrong variant matches."""
 
 from __future__ import annotations
 
 import functools
+import random
+from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
 
-from ..data import IGNORE_INDEX
-from ..vlp import itm_pairs, mask_tokens
+from ..binding import swap
+from ..data import IGNORE_INDEX, Obj, Scene, ShapesWorld
 from . import Case, check, function_name, hint_on_error, kind, mismatch, short_repr
 
 
@@ -80,55 +83,69 @@ def check_sample_negative_texts(sample_negative_texts, n: int = 1500) -> bool:
                  name=function_name(sample_negative_texts, "sample_negative_texts"), compare=close)
 
 
-def check_mask_caption(mask_caption) -> bool:
-    """``mask_caption(input_ids, mask_id, mask_prob, maskable, generator) -> (masked_ids, labels)``: one draw
-    u = torch.rand(input_ids.shape, generator=generator); chosen = (u < mask_prob) & maskable; chosen ids become
-    mask_id; labels hold the original id where chosen and IGNORE_INDEX (-100) elsewhere."""
+def _two_object_scenes() -> list[Scene]:
+    """Scenes of two objects that differ in colour and in shape (sizes differ in one of them)."""
+    return [Scene((Obj("circle", "red", "small", (0, 0)), Obj("square", "blue", "small", (1, 1)))),
+            Scene((Obj("triangle", "green", "large", (2, 0)), Obj("diamond", "yellow", "small", (0, 2)))),
+            Scene((Obj("cross", "purple", "large", (1, 2)), Obj("circle", "orange", "large", (1, 0))))]
+
+
+def check_swap_negative(swap_negative) -> bool:
+    """``swap_negative(scene, attribute) -> tuple of Obj``: the two objects of ``scene`` with ``attribute`` ("color",
+    "shape" or "position") exchanged between them, in their order; compared with ``vitlib.binding.swap``."""
+    world = ShapesWorld(image_size=32, max_objects=2, holdout=(), seed=0)
     cases = []
-    for i, (B, T, p) in enumerate(((1, 6, 0.5), (3, 8, 0.15), (4, 12, 0.3))):
-        g = torch.Generator().manual_seed(10 + i)
-        ids = torch.randint(5, 60, (B, T), generator=g)
-        ids[:, 0] = 1
-        maskable = torch.ones(B, T, dtype=torch.bool)
-        maskable[:, 0] = False
-        if B > 1:
-            maskable[1, T // 2:] = False   # padding
-        expected = mask_tokens(ids, 80, 80, p, maskable, torch.Generator().manual_seed(i), replace_probs=(1.0, 0.0))
-        u = torch.rand(ids.shape, generator=torch.Generator().manual_seed(i))          # the one draw, (B, T)
-        everywhere = u < p
-        cases.append(Case(args=(ids, 80, p, maskable, torch.Generator().manual_seed(i)), expected=expected,
-                          label=f"{B}x{T} ids, mask_prob={p}", mistakes={
-                              "masked tokens that maskable forbids (<bos>, padding): "
-                              "chosen = (u < mask_prob) & maskable":
-                                  (ids.masked_fill(everywhere, 80), ids.masked_fill(~everywhere, IGNORE_INDEX)),
-                              "labels everywhere: IGNORE_INDEX (-100) where a token was not chosen":
-                                  (expected[0], ids),
-                              "labels hold mask_id: they keep the original id of each chosen token":
-                                  (expected[0], expected[0].masked_fill(expected[1] == IGNORE_INDEX, IGNORE_INDEX))}))
-    return check(mask_caption, cases, name=function_name(mask_caption, "mask_caption"))
+    for k, scene in enumerate(_two_object_scenes()):
+        a, b = scene.objects
+        for attribute in ("color", "shape", "position"):
+            expected = swap(scene, attribute, world, random.Random(k)).objects
+            other = "shape" if attribute == "color" else "color"
+            mistakes = {
+                "exchanged the whole objects: (b, a) is the same scene listed in another order, no negative at all":
+                    (b, a),
+                f"replaced instead of swapped: only the first object took the second's {attribute}; that changes "
+                f"which words occur, and a bag of words sees it": (replace(a, **{attribute: getattr(b, attribute)}), b),
+                f"exchanged the {other}, not the {attribute}":
+                    (replace(a, **{other: getattr(b, other)}), replace(b, **{other: getattr(a, other)}))}
+            if attribute != "position":
+                mistakes["exchanged colour and shape together: each look moved to the other cell, which is a "
+                         "position swap"] = (replace(a, color=b.color, shape=b.shape),
+                                             replace(b, color=a.color, shape=a.shape))
+            cases.append(Case(args=(scene, attribute), expected=tuple(expected), label=f"{attribute} swap",
+                              mistakes=mistakes))
+    return check(swap_negative, cases, name=function_name(swap_negative, "swap_negative"))
 
 
-def check_itm_batch(itm_batch) -> bool:
-    """``itm_batch(text_for_image, image_for_text) -> (image_idx, text_idx, labels)``: B positives (i, i, 1), then
-    (i, text_for_image[i], 0), then (image_for_text[j], j, 0); all LongTensors of length 3B."""
+def check_masking_stats(masking_stats) -> bool:
+    """``masking_stats(maskable (B, T) bool, mask_prob) -> (mean number of chosen words per caption, mean
+    probability that a caption has none chosen)``: with n_b maskable words in caption b, E[chosen] = p n_b and
+    P(none) = (1 - p)^n_b, each averaged over the captions. Floats, or 0-d tensors."""
     cases = []
-    for t, i in (([1, 0], [1, 0]), ([2, 0, 1], [1, 2, 0]), ([3, 3, 0, 1], [2, 0, 3, 0])):
-        t, i = torch.tensor(t), torch.tensor(i)
-        cases.append(Case(args=(t, i), expected=itm_pairs(t, i), label=f"B={len(t)}", mistakes={
-            "text_for_image and image_for_text swapped: image i's negative text is text_for_image[i]": itm_pairs(i, t),
-            "labels inverted: 1 for the B positives, 0 for the 2B negatives":
-                (*itm_pairs(t, i)[:2], 1 - itm_pairs(t, i)[2])}))
+    for i, (lengths, T, p) in enumerate((([4], 6, 0.5), ([3, 10, 14], 16, 0.15), ([12, 14, 15, 9], 18, 0.3))):
+        maskable = torch.zeros(len(lengths), T, dtype=torch.bool)
+        for row, n in enumerate(lengths):
+            maskable[row, 1:n + 1] = True        # <bos> first; <eos> and padding after the words
+        n = torch.tensor(lengths, dtype=torch.float64)
+        none = ((1 - p) ** n).mean().item()
+        cases.append(Case(args=(maskable, p), expected=((p * n).mean().item(), none),
+                          label=f"{len(lengths)} captions, mask_prob={p}", mistakes={
+                              "counted every position (T), not the maskable words":
+                                  (p * T, (1 - p) ** T),
+                              "counted only the words that become [MASK] (80%): every chosen word is a target":
+                                  (0.8 * p * n.mean().item(), ((1 - 0.8 * p) ** n).mean().item()),
+                              "P(none chosen) is (1 - p)^n, the chance that every word escapes; p^n is the chance "
+                              "that all are chosen": ((p * n).mean().item(), (p ** n).mean().item()),
+                              "raised (1 - p) to the mean length: average (1 - p)^n_b over the captions instead":
+                                  ((p * n).mean().item(), (1 - p) ** n.mean().item())}))
 
-    def same(got, expected):
-        if not isinstance(got, (tuple, list)) or len(got) != 3:
-            raise AssertionError(f"expected a tuple (image_idx, text_idx, labels), got {kind(got)}")
-        for name, g, e in zip(("image_idx", "text_idx", "labels"), got, expected):
-            if isinstance(g, torch.Tensor) and g.dtype != torch.long:
-                raise AssertionError(f"{name} must be a LongTensor: expected dtype torch.int64 (cross_entropy "
-                                     f"wants long labels), got dtype {g.dtype}")
-            if (why := mismatch(g, e)) is not None:
+    def close(got, expected):
+        if not isinstance(got, (tuple, list)) or len(got) != 2:
+            raise AssertionError(f"expected a tuple (mean chosen words, P(none chosen)), got {kind(got)}")
+        for name, g, e in zip(("mean chosen words", "P(none chosen)"), got, expected):
+            g = g.item() if isinstance(g, torch.Tensor) and g.dim() == 0 else g
+            if (why := mismatch(g, e, rtol=1e-4, atol=1e-6)) is not None:
                 raise AssertionError(f"{name}: {why}")
-    return check(itm_batch, cases, name=function_name(itm_batch, "itm_batch"), compare=same)
+    return check(masking_stats, cases, name=function_name(masking_stats, "masking_stats"), compare=close)
 
 
 def check_masked_lm_loss(masked_lm_loss) -> bool:

@@ -13,6 +13,9 @@ from nothing), then two copies of the warmed-up model continue on the same batch
 with random ones. The warm-up ships as the checkpoint "vlp-shapes-warmup", so that chapter 06 trains only the two
 copies.
 
+``swap_negatives`` gives each training caption a swap negative (``vitlib.binding``) for the runs of
+``vitlib.recipes.vlp_swaps``.
+
     python -m vitlib.recipes.vlp_shapes --save       # the warm-up, written to data/zoo/vlp-shapes-warmup.*
     python -m vitlib.recipes.vlp_shapes --compare    # the warm-up, then both copies, and their measurements
 """
@@ -24,10 +27,13 @@ import functools
 import random
 from dataclasses import replace
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from . import cli
+from ..binding import swap
+from ..checks import check_int
 from ..contrastive import similarity
 from ..data import Scene, ShapesWorld, to_tensor
 from ..data import distinct_scenes as catalog_distinct_scenes
@@ -41,6 +47,7 @@ from ..vlp import VLPConfig, VLPModel
 NAME = "vlp-shapes-warmup"
 STEPS, COPY_STEPS = 200, 300   # steps of the shared warm-up (the checkpoint), and of each copy after it
 ATTRIBUTES = ("color", "shape", "position")
+SWAPPED = ("color", "shape", "position")   # the swaps that training negatives exchange
 TEMPLATES = ("{}.", "there is {}.", "the image shows {}.")
 
 
@@ -54,15 +61,36 @@ def describe(objects, template: int) -> str:
     return TEMPLATES[template].format(listing([noun_phrase(o, "full") for o in objects]))
 
 
-def captions(scenes, seed: int = 0) -> list[str]:
-    """One full caption per scene, objects in a random order, one of three templates."""
+def orders_and_templates(scenes, seed: int = 0) -> list[tuple[list[int], int]]:
+    """For each scene: a random order of its objects and one of the three templates (what ``captions`` uses)."""
     rng = random.Random(seed)
     out = []
     for s in scenes:
-        objects = list(s.objects)
-        rng.shuffle(objects)
-        out.append(describe(objects, rng.randrange(len(TEMPLATES))))
+        order = list(range(len(s.objects)))
+        rng.shuffle(order)
+        out.append((order, rng.randrange(len(TEMPLATES))))
     return out
+
+
+def captions(scenes, seed: int = 0) -> list[str]:
+    """One full caption per scene, objects in a random order, one of three templates."""
+    return [describe([s.objects[k] for k in order], template)
+            for s, (order, template) in zip(scenes, orders_and_templates(scenes, seed))]
+
+
+def swap_negatives(scenes, seed: int = 0) -> tuple[list[Scene], list[str], list[bool]]:
+    """For each scene, a swap negative for training: the scene with colour, shape or position exchanged between its
+    two objects (``vitlib.binding.swap``, the attribute drawn at random) and its caption, in the same object order
+    and template as ``captions(scenes, seed)``. A scene that allows no swap keeps itself and its caption, marked
+    False. -> (edited scenes, their captions, has a swap)."""
+    w, rng = world(), random.Random(f"swaps-{seed}")
+    edited, texts, has = [], [], []
+    for s, (order, template) in zip(scenes, orders_and_templates(scenes, seed)):
+        e = swap(s, rng.choice(SWAPPED), w, rng) if len(s.objects) == 2 else None
+        edited.append(s if e is None else e)
+        texts.append(describe([edited[-1].objects[k] for k in order], template))
+        has.append(e is not None)
+    return edited, texts, has
 
 
 def edit(scene: Scene, attribute: str, rng: random.Random, w: ShapesWorld) -> tuple[Scene, int]:
@@ -122,33 +150,57 @@ def config() -> VLPConfig:
                      embed_dim=64, mask_prob=0.3)
 
 
+def one_cycle(optimizer: torch.optim.Optimizer, steps: int, lr: float):
+    """The learning-rate schedule of every run: up from lr / 25 to ``lr`` in the first 10% of ``steps``, then
+    down (cosine) to lr / 25e4 (PyTorch's OneCycleLR)."""
+    return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.1)
+
+
 def train(negatives: str = "hard", steps: int = STEPS, model: VLPModel | None = None, n_train: int = 4000,
           captions_per_scene: int = 2, batch_size: int = 64, lr: float = 4e-3, seed: int = 0, device=None,
-          progress: bool = True):
+          progress: bool = True, swaps: str | None = None, stop_after: int | None = None):
     """Train ``model`` (a new VLPModel if None) in place; return (model, history): the total loss ("loss") and
     its parts ("itc", "itm", "mlm") at every step. The data and the random draws depend on ``seed`` only, so two
-    variants see the same batches."""
+    variants see the same batches. ``swaps``: None, "itm" (each caption's swap negative, ``swap_negatives``, joins
+    ITM beside the sampled negatives) or "itm+itc" (and ITC's softmaxes, as NegCLIP). ``stop_after``: end after
+    that many of the ``steps`` (the schedule stays that of ``steps``), as a test that recomputes a run's start does."""
+    if swaps not in (None, "itm", "itm+itc"):
+        raise ValueError(f"swaps must be None, 'itm' or 'itm+itc', got {swaps!r}")
+    if stop_after is not None:
+        check_int(stop_after, "stop_after", maximum=steps)
     device = get_device() if device is None else torch.device(device)
     generator = seed_everything(seed)
     scenes = distinct_scenes(n_train, "train")
     images = to_tensor(world().render_batch(scenes)).to(device)        # (N, 3, 32, 32)
-    ids, mask = tokenize([c for k in range(captions_per_scene) for c in captions(scenes, seed + k)])  # (K N, T)
+    texts = [c for k in range(captions_per_scene) for c in captions(scenes, seed + k)]                # K N
+    negative = [swap_negatives(scenes, seed + k) for k in range(captions_per_scene)] if swaps else []
+    swap_texts = [t for _, texts_k, _ in negative for t in texts_k]                                   # K N or 0
+    ids, mask = tokenize(texts + swap_texts)                           # one padding for both: (K N [+ K N], T)
+    ids, mask, swap_ids, swap_mask = ids[:len(texts)], mask[:len(texts)], ids[len(texts):], mask[len(texts):]
     image_ids = torch.arange(len(scenes)).repeat(captions_per_scene)   # (K N,): caption k of scene i -> image i
-    loader = DataLoader(TensorDataset(image_ids, ids, mask), batch_size=batch_size, shuffle=True, drop_last=True,
-                        generator=generator)
+    rows = torch.arange(len(texts))                                    # (K N,): the row of each caption
+    loader = DataLoader(TensorDataset(image_ids, ids, mask, rows), batch_size=batch_size, shuffle=True,
+                        drop_last=True, generator=generator)
+    if swaps:
+        swap_images = torch.from_numpy(np.concatenate([world().render_batch(e) for e, _, _ in negative]))
+        swap_images = swap_images.permute(0, 3, 1, 2).to(device)       # uint8 (K N, H, W, 3) -> (K N, 3, H, W)
+        has_swap = torch.tensor([h for _, _, has in negative for h in has])                           # (K N,)
     model = (VLPModel(config()) if model is None else model).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.1)
+    schedule = one_cycle(optimizer, steps, lr)
     sampler = torch.Generator(device=device).manual_seed(seed)      # negatives and masks
 
     def loss_fn(m, batch):
-        image_ids, ids, mask = batch
-        parts = m.losses({"images": images[image_ids], "input_ids": ids, "attention_mask": mask,
-                          "image_ids": image_ids}, negatives, sampler)
+        image_ids, ids, mask, rows = batch
+        inputs = {"images": images[image_ids], "input_ids": ids, "attention_mask": mask, "image_ids": image_ids}
+        if swaps:
+            inputs |= {"swap_images": swap_images[rows].float() / 255, "swap_input_ids": swap_ids[rows],
+                       "swap_attention_mask": swap_mask[rows], "has_swap": has_swap[rows]}
+        parts = m.losses(inputs, negatives, sampler, swap_itc=swaps == "itm+itc")
         return {"loss": parts.pop("total"), **parts}
 
-    history = run_training(model, loader, loss_fn, optimizer, steps=steps, scheduler=schedule,
-                           after_step=VLPModel.clamp_logit_scale_, progress=progress)
+    history = run_training(model, loader, loss_fn, optimizer, steps=steps if stop_after is None else stop_after,
+                           scheduler=schedule, after_step=VLPModel.clamp_logit_scale_, progress=progress)
     return model.eval(), history
 
 
@@ -165,9 +217,9 @@ def itm_probability(model: VLPModel, images, ids, mask, batch_size: int = 512) -
 
 
 @torch.no_grad()
-def minimal_pair_accuracy(model: VLPModel, scenes, pairs: dict) -> dict:
-    """Per changed attribute and overall: how often ITM (and, for comparison, ITC) scores the true caption above
-    the edited one."""
+def minimal_pair_outcomes(model: VLPModel, scenes, pairs: dict) -> dict:
+    """Per changed attribute and overall ("all"): for each pair, whether ITM (and, for comparison, ITC) scores the
+    true caption above the edited one. -> {"itm" | "itc": {attribute: bool tensor}}."""
     device = next(model.parameters()).device
     images = to_tensor(world().render_batch(scenes)).to(device)
     (ids_t, mask_t), (ids_f, mask_f) = tokenize(pairs["true"], device), tokenize(pairs["false"], device)
@@ -176,12 +228,14 @@ def minimal_pair_accuracy(model: VLPModel, scenes, pairs: dict) -> dict:
     cos = lambda ids, mask: torch.cosine_similarity(v, model.encode_text(ids, mask)[0], dim=-1)  # noqa: E731
     right["itc"] = cos(ids_t, mask_t) > cos(ids_f, mask_f)
     attribute = pairs["attribute"]
-    out = {}
-    for kind, r in right.items():
-        r = r.cpu()
-        out[kind] = {a: r[[x == a for x in attribute]].float().mean().item() for a in ATTRIBUTES}
-        out[kind]["all"] = r.float().mean().item()
-    return out
+    return {kind: {**{a: r.cpu()[[x == a for x in attribute]] for a in ATTRIBUTES}, "all": r.cpu()}
+            for kind, r in right.items()}
+
+
+def minimal_pair_accuracy(model: VLPModel, scenes, pairs: dict) -> dict:
+    """Per changed attribute and overall: how often ITM (and ITC) scores the true caption above the edited one."""
+    return {kind: {a: r.float().mean().item() for a, r in by.items()}
+            for kind, by in minimal_pair_outcomes(model, scenes, pairs).items()}
 
 
 @torch.no_grad()
