@@ -212,3 +212,16 @@ def test_config_checks_its_sizes(changes, message):
         UNetConfig(**{**dict(channels=(8, 16), norm_groups=8, n_heads=2, time_dim=16, sample_size=8), **changes})
     with pytest.raises(TypeError, match="UNet expects a UNetConfig"):
         UNet({"channels": (8, 16)})
+
+
+def test_runs_inside_the_course_sampler():
+    from vitlib.diffusion import NoiseSchedule, sample
+
+    torch.manual_seed(0)
+    model = UNet(UNetConfig(in_channels=1, out_channels=1, sample_size=8, channels=(16, 32), n_heads=2)).eval()
+    draw = lambda: sample(model, NoiseSchedule(), (2, 1, 8, 8), steps=5, method="ddim",  # noqa: E731
+                          generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        first, again = draw(), draw()
+    assert first.shape == (2, 1, 8, 8) and torch.isfinite(first).all()
+    assert torch.equal(first, again)
