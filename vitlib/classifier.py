@@ -1,7 +1,8 @@
 """An attribute classifier for one-object ShapesWorld scenes: an image encoder and one linear head per attribute
 (colour, shape, size, position), logits_a = W_a f(I) + b_a (chapter 04).
 
-The course checkpoint "shapes-classifier" is one; chapters 08-10 use it to judge the images their models generate.
+The course checkpoint "shapes-classifier" is one; "shapes-judge" (vitlib.recipes.shapes_judge) is another, trained on
+degraded renders so that chapter 09 can judge the images its models generate.
 """
 
 from __future__ import annotations
