@@ -32,11 +32,14 @@ class FusionLayer(nn.Module):
         self.cross_attn = MultiHeadAttention(d_model, n_heads, d_context=d_context)
         self.ffn = FeedForward(d_model, 4 * d_model if d_ff is None else d_ff, activation)
 
-    def forward(self, x, image, attention_mask=None):
-        """x (B, T, d_model), image (B, S, d_context), attention_mask (B, T) bool, True = real token."""
+    def forward(self, x, image, attention_mask=None, return_weights: bool = False):
+        """x (B, T, d_model), image (B, S, d_context), attention_mask (B, T) bool, True = real token. With
+        ``return_weights``: (output, the cross-attention weights per head (B, H, T, S))."""
         x = x + self.self_attn(self.norm1(x), attention_mask=attention_mask)
-        x = x + self.cross_attn(self.norm2(x), context=image)   # queries: words; keys and values: image tokens
-        return x + self.ffn(self.norm3(x))
+        words = self.norm2(x)
+        x = x + self.cross_attn(words, context=image)   # queries: words; keys and values: image tokens
+        x = x + self.ffn(self.norm3(x))
+        return (x, self.cross_attn.head_weights(words, context=image)) if return_weights else x
 
 
 class FusionEncoder(nn.Module):
@@ -73,9 +76,8 @@ class FusionEncoder(nn.Module):
         self._check(text, image)
         maps = []
         for layer in self.layers:
-            h = text + layer.self_attn(layer.norm1(text), attention_mask=attention_mask)   # (B, T, d_model)
-            maps.append(layer.cross_attn.head_weights(layer.norm2(h), context=image))      # (B, H, T, S)
-            text = layer(text, image, attention_mask)
+            text, weights = layer(text, image, attention_mask, return_weights=True)   # weights (B, H, T, S)
+            maps.append(weights)
         return maps
 
     @classmethod
