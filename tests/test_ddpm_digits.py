@@ -10,7 +10,7 @@ from vitlib.diffusion import NoiseSchedule
 from vitlib.recipes import ddpm_digits, results_json
 from vitlib.unet import UNet
 
-TARGET_CONFIDENCE = 0.9     # relative confident share the chapter aims for (issue 11)
+TARGET_CONFIDENCE = 0.9     # relative confident share chapter 08 aims for
 TARGET_COVERAGE = 0.9       # H / log 10
 
 
