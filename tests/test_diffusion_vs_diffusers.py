@@ -148,3 +148,23 @@ def test_a_diffusers_unet_runs_in_the_vitlib_sampler_as_in_its_pipeline(method):
                   generator=torch.Generator().manual_seed(0))
     ours = (ours / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1)                  # (B, H, W, C) as the pipeline gives
     torch.testing.assert_close(ours, torch.from_numpy(theirs), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("strength", [0.3, 0.6, 1.0])
+@pytest.mark.parametrize("steps", [20, 7])
+def test_sdedit_equals_the_image_to_image_pipelines_loop(strength, steps):
+    """diffusers' img2img: keep the last int(steps * strength) timesteps, noise the image to the first of them with
+    the generator's first draw (add_noise), then step as usual."""
+    shape, g = (2, 3, 4, 4), torch.Generator().manual_seed(3)
+    init = torch.rand(shape, generator=g) * 2 - 1
+    scheduler = DDIMScheduler(clip_sample=False)
+    scheduler.set_timesteps(steps)
+    timesteps = scheduler.timesteps[steps - min(int(steps * strength), steps):]
+    g = torch.Generator().manual_seed(8)
+    x = scheduler.add_noise(init, randn_tensor(shape, generator=g), timesteps[:1])
+    model = toy_model()
+    for t in timesteps:
+        x = scheduler.step(model(x, t), t, x, eta=0.0, generator=g).prev_sample
+    ours = sample(model, NoiseSchedule(), shape, steps=steps, method="ddim", generator=torch.Generator().manual_seed(8),
+                  init=init, strength=strength)
+    torch.testing.assert_close(ours, x, atol=1e-5, rtol=0)

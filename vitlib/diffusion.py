@@ -253,8 +253,12 @@ def _model_device_dtype(model):
 @torch.no_grad()
 def sample(model, schedule: NoiseSchedule, shape, steps=None, method="ddpm", eta=0.0, generator=None, cond=None,
            guidance_scale=1.0, *, uncond=None, variance_type="fixed_small", prediction_type="epsilon",
-           clip_sample=False, device=None, dtype=None) -> torch.Tensor:
+           clip_sample=False, device=None, dtype=None, init=None, strength=1.0) -> torch.Tensor:
     """Draw images (shape) from x_T ~ N(0, I) by ``steps`` reverse steps (all T when None) of DDPM or DDIM.
+
+    SDEdit (Meng et al. 2022; chapter 09), with ``init`` x_0 (shape) and 0 < ``strength`` <= 1: only the last
+    int(strength * steps) (at least one) reverse steps run, from x_t = q_sample(init, t, eps) at the first of
+    them, as diffusers' image-to-image pipelines do (eps is the generator's first draw).
 
     ``model(x, t)``, or ``model(x, t, cond)`` when ``cond`` is given, with x (B, ...) and t a LongTensor (B,),
     returns a tensor like x or an object with ``.sample`` (diffusers' UNets). Classifier-free guidance, when
@@ -277,6 +281,11 @@ def sample(model, schedule: NoiseSchedule, shape, steps=None, method="ddpm", eta
             not all(isinstance(n, numbers.Integral) and not isinstance(n, bool) and n >= 1 for n in shape):
         raise ValueError(f"shape must be a tuple of positive ints (batch >= 1, ...), got {shape!r}")
     timesteps = schedule.timesteps(steps)
+    check_number(strength, "strength", 0.0, 1.0, low_open=True)
+    if init is not None:
+        if not isinstance(init, torch.Tensor) or tuple(init.shape) != tuple(shape) or not init.is_floating_point():
+            raise ValueError(f"init must be a float tensor of shape {tuple(shape)}, got {describe(init)}")
+        timesteps = timesteps[len(timesteps) - max(1, int(len(timesteps) * strength)):]
     model_device, model_dtype = _model_device_dtype(model)
     device, dtype = torch.device(device or model_device), dtype or model_dtype
     _check_generator(generator, device)
@@ -291,9 +300,11 @@ def sample(model, schedule: NoiseSchedule, shape, steps=None, method="ddpm", eta
                 uncond.shape[0] not in (1, cond.shape[0]) or uncond.dtype != cond.dtype:
             raise ValueError(f"uncond must be like cond {describe(cond)} (or its batch 1), got {describe(uncond)}")
         uncond = uncond.expand_as(cond)                                         # (B, ...) like cond
-    ratio = schedule.num_train_timesteps // len(timesteps)
+    ratio = schedule.num_train_timesteps // (steps or schedule.num_train_timesteps)   # the gap t - prev_t
 
     x = _randn(tuple(shape), generator, device, dtype)                        # x_T, (B, ...)
+    if init is not None:                                                      # x_t of the first step run
+        x = schedule.q_sample(init.to(device, dtype), timesteps[0], x)
     for t in timesteps:
         t_batch = torch.full((shape[0],), t, dtype=torch.long, device=device)   # (B,)
         if guided:

@@ -138,9 +138,14 @@ def judged(judge_model, images: torch.Tensor, scenes: list[Scene], attributes) -
     pred, labels = judge(judge_model, images), scene_labels(scenes)
     right = {a: pred[a].cpu() == labels[a] for a in attributes}
     right["color+shape"] = right["color"] & right["shape"]
-    n = len(scenes)
-    return {a: {"correct": int(r.sum()), "n": n, "accuracy": round(int(r.sum()) / n, 4),
-                "interval": [round(v, 4) for v in wilson_interval(int(r.sum()), n)]} for a, r in right.items()}
+    return {a: rate(r) for a, r in right.items()}
+
+
+def rate(right: torch.Tensor) -> dict:
+    """{"correct", "n", "accuracy", "interval"} of a boolean vector, the interval Wilson's."""
+    k, n = int(right.sum()), len(right)
+    return {"correct": k, "n": n, "accuracy": round(k / n, 4),
+            "interval": [round(v, 4) for v in wilson_interval(k, n)]}
 
 
 def completions(obj: Obj) -> list[Scene]:
