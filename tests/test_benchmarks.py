@@ -12,6 +12,9 @@ BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 RUNS = {
     "attention.py": (["--lengths", "16", "--batch", "1", "--heads", "2", "--head-dim", "8", "--repeats", "1",
                       "--device", "cpu"], ["fused/PyTorch", "naive/PyTorch", "worst"]),
+    "diffusion.py": (["--batch", "1", "--compare-steps", "2", "--ddim-steps", "3", "2", "--ddpm-steps", "8",
+                      "--ddpm-timed", "2", "--train-batch", "2", "--repeats", "1", "--device", "cpu"],
+                     ["vitlib/diffusers", "DDPM", "latent UNet", "one training step", "worst"]),
     "generation.py": (["--new-tokens", "4", "--prompt", "2", "--batch", "1", "--d-model", "64", "--layers", "1",
                        "--repeats", "1", "--device", "cpu"], ["with KV cache", "same tokens: True", "speed-up"]),
     "shapesworld.py": (["--n", "200"], ["scenes/s"]),

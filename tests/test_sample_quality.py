@@ -1,12 +1,15 @@
-"""vitlib.sample_quality: the Fréchet distance against its closed form for Gaussians, the judge-based shares on
-hand-made probabilities, nearest-neighbour distances, and a table of bad inputs."""
+"""vitlib.sample_quality: the Fréchet distance against its closed form for Gaussians and against torchmetrics'
+FrechetInceptionDistance in the digit judge's feature space, the judge-based shares on hand-made probabilities,
+nearest-neighbour distances, and a table of bad inputs."""
 
 import math
 
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
+from vitlib import digits, zoo
 from vitlib.sample_quality import (confident_share, coverage_entropy, feature_frechet_distance, frechet_distance,
                                    gaussian_stats, nearest_neighbour_distance, quality_report)
 
@@ -50,6 +53,45 @@ def test_feature_frechet_distance_of_samples_approaches_the_closed_form():
     mu, sigma = gaussian_stats(y)
     np.testing.assert_allclose(mu, 1.0, atol=0.05)
     np.testing.assert_allclose(np.diag(sigma), scale.numpy() ** 2, rtol=0.05)
+
+
+class JudgeFeatures(nn.Module):
+    """The judge's f(x) as the module torchmetrics calls in Inception's place; ``num_features`` spares it the
+    dummy 299x299 image it would otherwise push through to learn the width."""
+
+    def __init__(self, judge):
+        super().__init__()
+        self.judge, self.num_features = judge, judge.config.feature_dim
+
+    def forward(self, x):
+        return self.judge.features(x)                                       # (N, feature_dim)
+
+
+@pytest.mark.parametrize("dtype, rel", [(torch.float64, 1e-6), (torch.float32, 1e-5)], ids=["float64", "float32"])
+def test_feature_frechet_distance_equals_torchmetrics_fid(dtype, rel):
+    """torchmetrics hands a custom ``feature`` module the images as they come (``normalize`` only rescales uint8
+    for Inception), sums features and their outer products in float64 and takes Tr (S1 S2)^{1/2} from
+    eigenvalues; scipy's sqrtm here. Held-out real digits vs three sets, from close to far: the val digits,
+    noisy digits, uniform noise. ``reset_real_features=False`` keeps the real statistics across ``reset``."""
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    judge = zoo.load("digits-judge", device="cpu").to(dtype).eval()
+    real, _ = digits.load("test")
+    val, _ = digits.load("val")
+    g = torch.Generator().manual_seed(0)
+    noisy = (val + 0.5 * torch.randn(val.shape, generator=g)).clamp(-1, 1)
+    noise = torch.rand(val.shape, generator=g) * 2 - 1
+    fid = FrechetInceptionDistance(feature=JudgeFeatures(judge), reset_real_features=False, normalize=False)
+    fid.update(real.to(dtype), real=True)
+    ours = []
+    for x in (val, noisy, noise):
+        fid.reset()                                                         # forgets the samples only
+        fid.update(x.to(dtype), real=False)
+        theirs = fid.compute()
+        assert theirs.dtype == dtype
+        ours.append(feature_frechet_distance(judge.features, x.to(dtype), real.to(dtype)))
+        assert ours[-1] == pytest.approx(theirs.item(), rel=rel)
+    assert 0 < ours[0] < ours[1] < ours[2]                                  # further from real, larger FD
 
 
 def test_confident_share_and_coverage_on_hand_made_probabilities():

@@ -13,9 +13,9 @@ With p(y | x) the judge's class probabilities and f(x) its penultimate features:
     nearest neighbour   d_NN(x) = min_j ||x - t_j||_2 over the training images t_j: a model that copies its
                         training set has d_NN(samples) far below d_NN(real held-out images).
 
-torchmetrics' FrechetInceptionDistance (with ``feature=`` a module) computes the same FD; it is not installed here,
-so ``frechet_distance`` implements the formula with scipy's ``sqrtm`` and its test checks it against the closed
-form for Gaussians whose covariances commute.
+torchmetrics' FrechetInceptionDistance (with ``feature=`` a module) computes the same FD; ``frechet_distance``
+implements the formula with scipy's ``sqrtm``, and its tests check it against the closed form for Gaussians whose
+covariances commute and against torchmetrics in the digit judge's feature space.
 """
 
 from __future__ import annotations
