@@ -53,12 +53,14 @@ def text_states(clip: CLIP, tokenizer, prompts: list[str], max_tokens: int = MAX
 
 @torch.no_grad()
 def generate(model, schedule: NoiseSchedule, cond: torch.Tensor, shape: tuple[int, ...], guidance_scale: float = 3.0,
-             steps: int = 20, generator: torch.Generator | None = None, decoder=None, clamp: bool = True,
-             batch_size: int = 256) -> torch.Tensor:
+             steps: int = 20, generator: torch.Generator | None = None, decoder=None, batch_size: int = 256,
+             prediction_type: str = "epsilon", clip_sample: bool = False) -> torch.Tensor:
     """Images (B, 3, H, W) in [0, 1] for text states ``cond`` (B, S, d) by guided DDIM (eta 0) with an nn.Module
     ``model``: x_T of ``shape`` per prompt ((C, H, W) of the pixels, or of the latent when ``decoder`` maps
     latents to images in [0, 1]); in pixel space the model's [-1, 1] is mapped to [0, 1]. The batch is drawn in
-    chunks of ``batch_size``, in order, from one ``generator``."""
+    chunks of ``batch_size``, in order, from one ``generator``. ``clip_sample`` clips x0_hat to [-1, 1] in every
+    step, as diffusers' schedulers do by default: near t = T an epsilon-predicting model's x0_hat divides its error
+    by sqrt(alpha_bar_t), which the cosine schedule makes tiny."""
     if not isinstance(cond, torch.Tensor) or cond.dim() != 3 or len(cond) == 0:
         raise ValueError(f"cond must be text states (B >= 1, S, d), got {describe(cond)}")
     if not isinstance(shape, tuple) or len(shape) != 3:
@@ -72,9 +74,9 @@ def generate(model, schedule: NoiseSchedule, cond: torch.Tensor, shape: tuple[in
         for i in range(0, len(cond), batch_size):
             c = cond[i:i + batch_size]
             x = sample(model, schedule, (len(c), *shape), steps=steps, method="ddim", generator=generator, cond=c,
-                       guidance_scale=guidance_scale)                                       # (b, C, H, W)
-            x = (x + 1) / 2 if decoder is None else decoder(x)
-            out.append(x.clamp(0, 1) if clamp else x)
+                       guidance_scale=guidance_scale, prediction_type=prediction_type,
+                       clip_sample=clip_sample)                                             # (b, C, H, W)
+            out.append(((x + 1) / 2 if decoder is None else decoder(x)).clamp(0, 1))
         return torch.cat(out)
     finally:
         model.train(was_training)
@@ -83,7 +85,7 @@ def generate(model, schedule: NoiseSchedule, cond: torch.Tensor, shape: tuple[in
 @torch.no_grad()
 def edit(model, schedule: NoiseSchedule, images: torch.Tensor, cond: torch.Tensor, strength: float = 0.6,
          guidance_scale: float = 3.0, steps: int = 20, generator: torch.Generator | None = None, encoder=None,
-         decoder=None) -> torch.Tensor:
+         decoder=None, prediction_type: str = "epsilon", clip_sample: bool = False) -> torch.Tensor:
     """SDEdit: images (B, 3, H, W) in [0, 1] redrawn under text states ``cond`` (B, S, d) by the last
     int(strength * steps) of ``steps`` guided DDIM steps, from q_sample at the first of them. Pixel models work in
     [-1, 1]; latent ones with ``encoder`` (images -> latents) and ``decoder`` (latents -> images)."""
@@ -98,7 +100,8 @@ def edit(model, schedule: NoiseSchedule, images: torch.Tensor, cond: torch.Tenso
     model.eval()
     try:
         x = sample(model, schedule, tuple(x0.shape), steps=steps, method="ddim", generator=generator, cond=cond,
-                   guidance_scale=guidance_scale, init=x0, strength=strength)
+                   guidance_scale=guidance_scale, init=x0, strength=strength, prediction_type=prediction_type,
+                   clip_sample=clip_sample)
     finally:
         model.train(was_training)
     return ((x + 1) / 2 if decoder is None else decoder(x)).clamp(0, 1)

@@ -23,6 +23,8 @@ from __future__ import annotations
 import math
 import random
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -83,12 +85,27 @@ def training_data(n: int = N_TRAIN, seed: int = 0) -> tuple[torch.Tensor, torch.
     return to_tensor(w.render_batch(scenes)) * 2 - 1, cond
 
 
+@dataclass(frozen=True)
+class Space:
+    """Where a model denoises and how it is sampled: pixels in [-1, 1], eps-prediction, x0_hat clipped to [-1, 1]
+    (diffusers' default); or an autoencoder's latents of ``shape`` with its ``encoder`` and ``decoder``."""
+
+    shape: tuple[int, ...] = (3, 32, 32)
+    encoder: Callable | None = None
+    decoder: Callable | None = None
+    prediction_type: str = "epsilon"
+    clip_sample: bool = True
+
+
+PIXELS = Space()
+
+
 def train(steps: int = STEPS, seed: int = 0, device="cpu", progress: bool = True, batch_size: int = 48,
           lr: float = 1e-3, ema_decay: float = 0.999, eval_every: int | None = 1000, data=None, model=None,
-          decoder=None):
-    """Train eps_theta with condition dropout; return (the EMA model, history). Latent diffusion passes ``data`` =
-    (latents, cond), its ``model`` and the ``decoder`` of latents. Every ``eval_every`` steps the EMA model's
-    colour+shape accuracy on validation prompts (guidance 3) is logged."""
+          space: Space = PIXELS):
+    """Train the denoiser with condition dropout; return (the EMA model, history). Latent diffusion passes ``data``
+    = (latents, cond), its ``model`` and its ``space``. Every ``eval_every`` steps the EMA model's colour+shape
+    accuracy on validation prompts (guidance 3) is logged."""
     generator = seed_everything(seed)
     sched = schedule()
     x0_all, cond_all = training_data(seed=seed) if data is None else data
@@ -107,10 +124,10 @@ def train(steps: int = STEPS, seed: int = 0, device="cpu", progress: bool = True
 
     def loss_fn(m, batch):
         x0, t, eps, cond = batch
-        return denoising_loss(m, sched, x0, t, eps, cond)
+        return denoising_loss(m, sched, x0, t, eps, cond, prediction_type=space.prediction_type)
 
     def eval_fn(_):
-        acc = validation_accuracy(ema.model, sched, decoder=decoder, shape=tuple(x0_all.shape[1:]))
+        acc = validation_accuracy(ema.model, sched, space=space)
         print(f"validation colour+shape at guidance 3: {acc:.3f}", flush=True)
         return {"val_color_shape": acc}
 
@@ -128,19 +145,19 @@ def scene_prompts(split: str, detail: str = "full"):
 
 
 def draw(model, sched, texts: list[str], guidance_scale: float, seed: int = SAMPLE_SEED, encoder_=None,
-         decoder=None, shape=(3, 32, 32)) -> torch.Tensor:
+         space: Space = PIXELS) -> torch.Tensor:
     """Images (N, 3, 32, 32) in [0, 1] for the prompts, by the evaluation's protocol (DDIM 20, seeded)."""
     clip, tokenizer = text_encoder() if encoder_ is None else encoder_
     cond = text_states(clip, tokenizer, texts)
-    g = torch.Generator().manual_seed(seed)
-    return generate(model, sched, cond, shape, guidance_scale, SAMPLE_STEPS, g, decoder=decoder)
+    return generate(model, sched, cond, space.shape, guidance_scale, SAMPLE_STEPS, torch.Generator().manual_seed(seed),
+                    decoder=space.decoder, prediction_type=space.prediction_type, clip_sample=space.clip_sample)
 
 
-def validation_accuracy(model, sched, guidance_scale: float = 3.0, judge_model=None, **kw) -> float:
+def validation_accuracy(model, sched, guidance_scale: float = 3.0, judge_model=None, space: Space = PIXELS) -> float:
     scenes, texts = scene_prompts("val")
     judge_model = zoo.load(JUDGE_NAME) if judge_model is None else judge_model
-    return judged(judge_model, draw(model, sched, texts, guidance_scale, **kw), scenes, ATTRIBUTES)[
-        "color+shape"]["accuracy"]
+    images = draw(model, sched, texts, guidance_scale, space=space)
+    return judged(judge_model, images, scenes, ATTRIBUTES)["color+shape"]["accuracy"]
 
 
 def clip_scores(images: torch.Tensor, texts: list[str], encoder_=None) -> float:
@@ -150,12 +167,12 @@ def clip_scores(images: torch.Tensor, texts: list[str], encoder_=None) -> float:
     return round(clip_score(clip, tokenizer, small, texts).mean().item(), 4)
 
 
-def diversity(model, sched, scale: float, judge_model, encoder_=None, decoder=None, shape=(3, 32, 32)) -> dict:
+def diversity(model, sched, scale: float, judge_model, encoder_=None, space: Space = PIXELS) -> dict:
     """Plain prompts of the test pairs, each drawn REPEATS times: mean distinct (size, cell) the judge reads (the
     prompt allows 18) and the mean per-pixel variance over the repeats."""
     plain = pairs_of(one_object_scenes(world(), "test"))
     texts = [t for t in prompts(plain, "plain") for _ in range(REPEATS)]
-    images = draw(model, sched, texts, scale, encoder_=encoder_, decoder=decoder, shape=shape)   # (P R, 3, 32, 32)
+    images = draw(model, sched, texts, scale, encoder_=encoder_, space=space)                     # (P R, 3, 32, 32)
     read = judge(judge_model, images)
     layout = (read["size"] * 100 + read["position"]).view(len(plain), REPEATS)                     # (P, R)
     distinct = sum(len(set(row.tolist())) for row in layout) / len(plain)
@@ -167,18 +184,17 @@ def edit_requests(split: str) -> list[tuple[Scene, Scene, str]]:
     """(scene, edited scene, instruction) for every one-object scene of a split: "make the circle blue", the new
     colour the next one in the world's order whose pair with the shape is not held out."""
     w = world()
-    held = set(w.holdout)
     out = []
     for i, scene in enumerate(one_object_scenes(w, split)):
         o = scene.objects[0]
-        colours = [c for c in w.colors if c != o.color and (c, o.shape) not in held]
+        colours = [c for c in w.colors if c != o.color and (c, o.shape) not in w.holdout]
         new = colours[i % len(colours)]
         out.append((scene, Scene((Obj(o.shape, new, o.size, o.position),)), f"make the {o.shape} {new}"))
     return out
 
 
 def editing(model, sched, strength: float, split: str, guidance_scale: float, judge_model, encoder_=None,
-            encoder=None, decoder=None) -> dict:
+            space: Space = PIXELS) -> dict:
     """SDEdit on the renders of a split under the edited scene's full prompt: how often the judge reads the new
     colour ("changed"), the old shape, size and position ("kept"), and both ("success"), with Wilson intervals."""
     requests = edit_requests(split)
@@ -186,7 +202,8 @@ def editing(model, sched, strength: float, split: str, guidance_scale: float, ju
     images = to_tensor(world().render_batch([r[0] for r in requests]))
     cond = text_states(clip, tokenizer, prompts([r[1] for r in requests], "full"))
     edited = edit(model, sched, images, cond, strength, guidance_scale, SAMPLE_STEPS,
-                  torch.Generator().manual_seed(SAMPLE_SEED), encoder=encoder, decoder=decoder)
+                  torch.Generator().manual_seed(SAMPLE_SEED), encoder=space.encoder, decoder=space.decoder,
+                  prediction_type=space.prediction_type, clip_sample=space.clip_sample)
     read, labels = judge(judge_model, edited), scene_labels([r[1] for r in requests])
     right = {a: read[a].cpu() == labels[a] for a in ATTRIBUTES}                         # (N,) each
     kept = right["shape"] & right["size"] & right["position"]
@@ -195,12 +212,12 @@ def editing(model, sched, strength: float, split: str, guidance_scale: float, ju
 
 
 @torch.no_grad()
-def evaluate(model, sched: NoiseSchedule | None = None, encoder=None, decoder=None, shape=(3, 32, 32)) -> dict:
+def evaluate(model, space: Space = PIXELS) -> dict:
     """The figures the checkpoint states (see the module docstring)."""
-    sched = schedule() if sched is None else sched
+    sched = schedule()
     model = model.cpu().eval()
     judge_model, enc = zoo.load(JUDGE_NAME), text_encoder()
-    kw = {"encoder_": enc, "decoder": decoder, "shape": shape}
+    kw = {"encoder_": enc, "space": space}
     sweep = {}
     for split in ("val", "test"):
         scenes, texts = scene_prompts(split)
@@ -215,17 +232,18 @@ def evaluate(model, sched: NoiseSchedule | None = None, encoder=None, decoder=No
     heldout, held_texts = scene_prompts("heldout")
     held_images = draw(model, sched, held_texts, best, **kw)
     real_scenes, _ = scene_prompts("test")
-    edits = {str(a): editing(model, sched, a, "val", best, judge_model, enc, encoder, decoder) for a in EDIT_STRENGTHS}
+    edits = {str(a): editing(model, sched, a, "val", best, judge_model, **kw) for a in EDIT_STRENGTHS}
     strength = max(EDIT_STRENGTHS, key=lambda a: edits[str(a)]["success"]["accuracy"])
     return {"best_scale": best, "sweep": sweep,
             "editing": {"val": edits, "best_strength": strength,
-                        "test": editing(model, sched, strength, "test", best, judge_model, enc, encoder, decoder)},
+                        "test": editing(model, sched, strength, "test", best, judge_model, **kw)},
             "test": sweep["test"][str(best)],
             "heldout": {**judged(judge_model, held_images, heldout, ATTRIBUTES),
                         "clip_score": clip_scores(held_images, held_texts, enc)},
             "real_test_renders": judged(judge_model, to_tensor(world().render_batch(real_scenes)), real_scenes,
                                         ATTRIBUTES),
             "protocol": {"method": "ddim", "eta": 0.0, "steps": SAMPLE_STEPS, "seed": SAMPLE_SEED,
+                         "prediction_type": space.prediction_type, "clip_sample": space.clip_sample,
                          "repeats": REPEATS, "scales": list(SCALES), "chosen_on": "val color+shape, then clip_score"},
             "parameters": count_parameters(model)}
 
