@@ -13,6 +13,14 @@ Same data, captions, frozen text states, condition dropout, schedule, optimiser 
 ``vitlib.recipes.t2i_shapes`` (guidance sweep chosen on validation, test and held-out pairs reported, diversity,
 CLIPScore, SDEdit through E and D); the images the judge reads are D's decodings.
 
+Measured (5000 steps of 48, seed 0, 1220 s on one CPU core shared with other jobs; 2.25M parameters): validation
+chose s = 3 (colour+shape 0.951 on 41 prompts). Test prompts at s = 3: colour 46/46, shape 40/46, size 44/46,
+position 32/46 (0.696), colour+shape 40/46 = 0.870 [0.743, 0.939]; held-out pairs 61/72 = 0.847 [0.747, 0.912].
+Without the text (s = 0) colour+shape is 0.043; s = 1, 2, 3, 5, 8 give 0.761, 0.804, 0.870, 0.891, 0.870, while
+the distinct (size, cell) layouts of a plain prompt in 8 draws fall from 6.6 (s = 0) to 4.8 (s = 8); CLIPScore
+0.38 at s = 0 and 2.24-2.30 from s = 1 on. SDEdit at the strength validation chose (0.6): colour changed 45/46,
+the rest kept 41/46, both 40/46 = 0.870 [0.743, 0.939].
+
     python -m vitlib.recipes.t2i_shapes_latent --save     # needs data/zoo/ae-shapes.*; one CPU core
 """
 
