@@ -85,3 +85,21 @@ def test_training_runs_on_pixels_and_on_latents():
     latent, history = t2i_shapes.train(steps=2, progress=False, batch_size=4, eval_every=None, data=(z, cond),
                                        model=UNet(t2i_shapes_latent.config()), space=t2i_shapes_latent.space())
     assert latent.config.in_channels == 4 and len(history["loss"]) == 2
+
+
+def test_the_controlled_pixel_vs_latent_run_is_consistent():
+    """data/results/t2i-pixel-vs-latent.json: both arms trained the same steps with v-prediction; the stated
+    accuracies are their counts (Wilson intervals recomputed), the scale is the one validation chose, and a latent
+    step is cheaper than a pixel step."""
+    from vitlib.metrics import wilson_interval
+    from vitlib.recipes import results_json, t2i_pixel_vs_latent
+
+    record = results_json.load(t2i_pixel_vs_latent.RESULTS)
+    assert record["settings"]["prediction_type"] == "v_prediction" and set(record["results"]) == {"pixels", "latents"}
+    for arm in record["results"].values():
+        by_scale = arm["val_color_shape_by_scale"]
+        assert arm["best_scale"] == max(t2i_shapes.SCALES, key=lambda s: by_scale[str(s)])
+        for figures in arm["test"].values():
+            assert figures["n"] == 46 and figures["accuracy"] == round(figures["correct"] / 46, 4)
+            assert figures["interval"] == [round(v, 4) for v in wilson_interval(figures["correct"], 46)]
+    assert record["results"]["latents"]["seconds_per_step"] < record["results"]["pixels"]["seconds_per_step"] / 2
