@@ -49,6 +49,23 @@ def test_every_recipe_follows_the_protocol(name):
     assert {"steps", "seed", "device", "progress"} <= set(params), f"{name}.train lacks a shared option"
 
 
+def test_reevaluate_rewrites_the_metrics_and_keeps_steps_and_time(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("VITLIB_ZOO", str(tmp_path))
+    model = GPT(GPTConfig(vocab_size=8, d_model=8, n_layers=1, n_heads=2, max_len=4))
+    zoo.save(model, "tiny", model.config, {"accuracy": 0.1, "steps": 7, "train_seconds": 3.5})
+
+    class Recipe:
+        NAME = "tiny"
+
+        @staticmethod
+        def evaluate(m):
+            return {"accuracy": 0.9}
+
+    assert cli.reevaluate(Recipe) == {"accuracy": 0.9, "steps": 7, "train_seconds": 3.5}
+    assert zoo.verify("tiny", directory=tmp_path) == {"accuracy": 0.9, "steps": 7, "train_seconds": 3.5}
+    assert "wrote" in capsys.readouterr().out
+
+
 def test_train_and_evaluate_adds_steps_and_time():
     class Recipe:
         @staticmethod

@@ -187,3 +187,22 @@ def test_param_groups_decay_matrices_only():
         param_groups(model, -1.0)
     with pytest.raises(TypeError, match="nn.Module"):
         param_groups([model.lin.weight], 0.1)
+
+
+def test_warmup_cosine_follows_its_formula():
+    import math
+
+    from vitlib.train import warmup_cosine
+
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=2.0)
+    sched = warmup_cosine(opt, steps=100, warmup=10)
+    seen = []
+    for _ in range(101):
+        seen.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    for s in (0, 5, 9, 10, 50, 100):
+        assert seen[s] == pytest.approx(2.0 * min(1, (s + 1) / 10) * 0.5 * (1 + math.cos(math.pi * s / 100)))
+    assert seen[0] < seen[9] and seen[100] == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(ValueError, match="warmup"):
+        warmup_cosine(opt, steps=100, warmup=0)

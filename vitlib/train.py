@@ -23,7 +23,7 @@ from torch import nn
 from .checks import check_int, check_number, describe
 from .utils import to_device
 
-__all__ = ["History", "train", "param_groups"]
+__all__ = ["History", "train", "param_groups", "warmup_cosine"]
 
 
 class History:
@@ -249,3 +249,12 @@ def train(
     finally:
         bar.close()
     return history
+
+
+def warmup_cosine(optimizer: torch.optim.Optimizer, steps: int, warmup: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """lr(s) = lr * min(1, (s + 1) / warmup) * (1 + cos(pi * min(s / steps, 1))) / 2: a linear warm-up over
+    ``warmup`` steps inside a cosine decay to 0 at ``steps`` (the diffusion recipes of chapters 08 and 09)."""
+    check_int(steps, "steps")
+    check_int(warmup, "warmup")
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s / steps, 1.0))))

@@ -24,8 +24,6 @@ and the cheap one the checkpoint's test repeats (DDIM, eta = 0, ``CHEAP_STEPS`` 
 
 from __future__ import annotations
 
-import copy
-import math
 import time
 
 import torch
@@ -33,8 +31,9 @@ import torch
 from . import cli, results_json
 from .. import digits, zoo
 from ..diffusion import NoiseSchedule, sample
+from ..diffusion_training import EMA, denoising_loss
 from ..sample_quality import quality_report
-from ..train import param_groups
+from ..train import param_groups, warmup_cosine
 from ..train import train as run_training
 from ..unet import UNet, UNetConfig
 from ..utils import Timer, count_parameters, seed_everything
@@ -124,13 +123,10 @@ def train(steps: int = STEPS, seed: int = 0, device="cpu", progress: bool = True
     sched = schedule(beta_schedule)
     x0_all, _ = digits.load("train")                                          # (N, 1, 8, 8) in [-1, 1]
     model = UNet(config()).to(device)
-    ema = copy.deepcopy(model).eval().requires_grad_(False)
-    ema.beta_schedule = sched.beta_schedule
+    ema = EMA(model, ema_decay)
+    ema.model.beta_schedule = sched.beta_schedule
     optimizer = torch.optim.AdamW(param_groups(model, 0.01), lr=lr)
-    warmup = min(200, steps // 10 + 1)
-    lr_at = lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s / steps, 1.0)))  # noqa: E731
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_at)
-    alphas_cumprod = sched.alphas_cumprod.to(device)
+    scheduler = warmup_cosine(optimizer, steps, min(200, steps // 10 + 1))
     j = judge()
 
     def batches():
@@ -140,25 +136,17 @@ def train(steps: int = STEPS, seed: int = 0, device="cpu", progress: bool = True
             yield x0, t, torch.randn(x0.shape, generator=generator)                               # eps (B, 1, 8, 8)
 
     def loss_fn(m, batch):
-        x0, t, eps = batch
-        a = alphas_cumprod[t].view(-1, 1, 1, 1)                               # alpha_bar_t (B, 1, 1, 1)
-        x_t = a.sqrt() * x0 + (1 - a).sqrt() * eps                           # q(x_t | x_0), eq. 8.4
-        return (m(x_t, t) - eps).pow(2).mean()                               # ||eps - eps_theta(x_t, t)||^2
-
-    def update_ema(m):
-        with torch.no_grad():
-            for p_ema, p in zip(ema.parameters(), m.parameters()):
-                p_ema.lerp_(p, 1 - ema_decay)
+        return denoising_loss(m, sched, *batch)                              # ||eps - eps_theta(x_t, t)||^2
 
     def eval_fn(_):
-        q = quality(ema, sched, judge_model=j, split="val", seed=1)
+        q = quality(ema.model, sched, judge_model=j, split="val", seed=1)
         return {"val_relative_confidence": q["relative_confidence"], "val_coverage": q["coverage"],
                 "val_fd": q["fd"]}
 
     history = run_training(model, batches(), loss_fn, optimizer, steps=steps, scheduler=scheduler,
-                           after_step=update_ema, eval_fn=eval_fn if eval_every else None, eval_every=eval_every,
+                           after_step=ema.update, eval_fn=eval_fn if eval_every else None, eval_every=eval_every,
                            progress=progress, device=device)
-    return ema, history
+    return ema.model, history
 
 
 def schedule_probe(steps: int = PROBE_STEPS, seed: int = 0) -> dict:

@@ -217,15 +217,6 @@ def write_measurements(judge_model: AttributeClassifier | None = None) -> dict:
     return results
 
 
-def reevaluate() -> dict:
-    """Recompute the shipped judge's figures and rewrite its record; the weights, steps and training time stay."""
-    torch.set_num_threads(1)
-    model, record = zoo.load(NAME), zoo.load_config(NAME)
-    metrics = {**evaluate(model), **{k: record["metrics"][k] for k in ("steps", "train_seconds")}}
-    print("wrote", zoo.save(model, NAME, model.config, metrics, overwrite=True))
-    return metrics
-
-
 def main(argv=None) -> None:
     parser = cli.parser(__doc__.split("\n")[0], NAME, steps=STEPS)
     parser.add_argument("--measure", action="store_true", help="measure shapes-classifier and shapes-judge at every "
@@ -233,7 +224,7 @@ def main(argv=None) -> None:
     parser.add_argument("--reevaluate", action="store_true", help="recompute the shipped judge's figures")
     args = parser.parse_args(argv)
     if args.reevaluate:
-        reevaluate()
+        cli.reevaluate(sys.modules[__name__])
         return
     if args.measure:
         torch.set_num_threads(1)

@@ -211,24 +211,12 @@ def evaluate(decoder: TextDecoder, clip: CLIP | None = None, judge_model=None) -
     }
 
 
-def reevaluate() -> dict:
-    """Recompute the shipped decoder's figures (with the current judge) and rewrite its record; the weights, the
-    steps and the training time stay."""
-    torch.set_num_threads(1)
-    decoder, record = zoo.load(NAME), zoo.load_config(NAME)
-    kept = {k: record["metrics"][k] for k in ("steps", "train_seconds")}
-    metrics = {**evaluate(decoder), **kept}
-    print(metrics)
-    print("wrote", zoo.save(decoder, NAME, decoder.config, metrics, overwrite=True))
-    return metrics
-
-
 def main(argv=None) -> None:
     parser = cli.parser(__doc__.split("\n")[0], NAME, steps=STEPS)
     parser.add_argument("--reevaluate", action="store_true", help="recompute the shipped decoder's figures")
     args = parser.parse_args(argv)
     if args.reevaluate:
-        reevaluate()
+        cli.reevaluate(sys.modules[__name__])
         return
     cli.run(sys.modules[__name__], args)
 

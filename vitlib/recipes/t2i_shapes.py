@@ -34,7 +34,6 @@ prediction type held fixed.
 
 from __future__ import annotations
 
-import math
 import random
 import sys
 from collections.abc import Callable
@@ -52,7 +51,7 @@ from ..data import Obj, Scene, ShapesWorld, one_object_scenes, to_tensor
 from ..diffusion import NoiseSchedule
 from ..diffusion_training import EMA, denoising_loss, drop_condition
 from ..t2i import clip_score, edit, generate, text_states
-from ..train import param_groups, train as run_training
+from ..train import param_groups, train as run_training, warmup_cosine
 from ..unet import UNet, UNetConfig
 from ..utils import count_parameters, seed_everything
 
@@ -126,8 +125,6 @@ def train(steps: int = STEPS, seed: int = 0, device="cpu", progress: bool = True
     model = (UNet(config()) if model is None else model).to(device)
     ema = EMA(model, ema_decay)
     optimizer = torch.optim.AdamW(param_groups(model, 0.01), lr=lr)
-    warmup = min(200, steps // 10 + 1)
-    lr_at = lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s / steps, 1.0)))  # noqa: E731
 
     def batches():
         while True:
@@ -146,7 +143,7 @@ def train(steps: int = STEPS, seed: int = 0, device="cpu", progress: bool = True
         return {"val_color_shape": acc}
 
     history = run_training(model, batches(), loss_fn, optimizer, steps=steps,
-                           scheduler=torch.optim.lr_scheduler.LambdaLR(optimizer, lr_at),
+                           scheduler=warmup_cosine(optimizer, steps, min(200, steps // 10 + 1)),
                            after_step=ema.update, eval_fn=eval_fn if eval_every else None,
                            eval_every=eval_every, progress=progress, device=device)
     return ema.model, history
@@ -262,25 +259,13 @@ def evaluate(model, space: Space = PIXELS) -> dict:
             "parameters": count_parameters(model)}
 
 
-def reevaluate(recipe=None) -> dict:
-    """Recompute a shipped model's figures and rewrite its record; the weights, steps and training time stay."""
-    recipe = sys.modules[__name__] if recipe is None else recipe
-    torch.set_num_threads(1)
-    model, record = zoo.load(recipe.NAME), zoo.load_config(recipe.NAME)
-    kept = {k: record["metrics"][k] for k in ("steps", "train_seconds")}
-    metrics = {**recipe.evaluate(model), **kept}
-    print(metrics)
-    print("wrote", zoo.save(model, recipe.NAME, model.config, metrics, overwrite=True))
-    return metrics
-
-
 def main(argv=None, recipe=None) -> None:
     recipe = sys.modules[__name__] if recipe is None else recipe
     parser = cli.parser(recipe.__doc__.split("\n")[0], recipe.NAME, steps=recipe.STEPS)
     parser.add_argument("--reevaluate", action="store_true", help="recompute the shipped model's figures")
     args = parser.parse_args(argv)
     if args.reevaluate:
-        reevaluate(recipe)
+        cli.reevaluate(recipe)
     else:
         cli.run(recipe, args)
 
