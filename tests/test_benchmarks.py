@@ -12,6 +12,8 @@ BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 RUNS = {
     "attention.py": (["--lengths", "16", "--batch", "1", "--heads", "2", "--head-dim", "8", "--repeats", "1",
                       "--device", "cpu"], ["fused/PyTorch", "naive/PyTorch", "worst"]),
+    "decoding.py": (["--batch", "1", "--prompt", "3", "--new-tokens", "4", "--beams", "2", "--d-model", "32",
+                     "--layers", "1", "--repeats", "1", "--device", "cpu"], ["beam search", "sampling", "worst"]),
     "diffusion.py": (["--batch", "1", "--compare-steps", "2", "--ddim-steps", "3", "2", "--ddpm-steps", "8",
                       "--ddpm-timed", "2", "--train-batch", "2", "--repeats", "1", "--device", "cpu"],
                      ["vitlib/diffusers", "DDPM", "latent UNet", "one training step", "worst"]),

@@ -1,27 +1,34 @@
 """Decoding: a language model's next-token scores -> a continuation, one token at a time (chapter 03; chapter 10
-adds beam search, top-k, top-p and vision-guided decoding).
+adds sampling filters and beam search).
 
-    s_t = f(x_<=t, logits(x_<=t)[t]),     x_(t+1) = argmax_v s_t[v]       until <eos> or max_new_tokens
+    s_t = f(x_<=t, logits(x_<=t)[t])                    f: logits processors (temperature, top-k, top-p, ...)
+    greedy:  x_(t+1) = argmax_v s_t[v]          sample:  x_(t+1) ~ softmax(s_t)          until <eos> or max_new_tokens
+    beam search keeps the K prefixes of highest sum_i log p(x_i | x_<i) and returns the finished hypothesis y of
+    highest score(y) = sum_i log p(y_i | y_<i) / |y| ** length_penalty,    |y| = generated tokens, <eos> included
 
-``generate`` runs this loop for any model whose forward takes (input_ids, past_kv=..., use_cache=...) and returns
-next-token logits (and the new cache), as ``vitlib.transformer.GPT`` does. A logits processor f has transformers'
-signature ``(input_ids (B, t), scores (B, V)) -> scores (B, V)``: ``TemperatureProcessor`` divides by tau;
-``SampleProcessor`` draws x ~ softmax(s / tau) and keeps only that token, so that the argmax picks it and greedy
-decoding becomes sampling. ``LogitsProcessorList`` applies several in order.
+All three loops run any model whose forward takes (input_ids, past_kv=..., use_cache=...) and returns next-token
+logits (and the new cache), as ``vitlib.transformer.GPT`` does, and reproduce transformers' ``generate``: the same
+tokens, and for beam search the same ``sequences_scores``. A logits processor has transformers' signature
+``(input_ids (B, t), scores (B, V)) -> scores (B, V)``; each processor here equals its transformers namesake.
+``LogitsProcessorList`` applies several in order. ``generate`` is ``greedy`` under its chapter-03 name.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import contextmanager
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .checks import check_id, check_int, check_number, check_token_ids, describe
 
-__all__ = ["generate", "LogitsProcessorList", "TemperatureProcessor", "SampleProcessor"]
+__all__ = ["greedy", "sample", "beam_search", "generate", "LogitsProcessorList", "TemperatureProcessor",
+           "TopKProcessor", "TopPProcessor", "MinPProcessor", "RepetitionPenaltyProcessor", "SampleProcessor"]
 
 LogitsProcessor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]   # (input_ids, scores) -> scores
+NEG = -1.0e9   # transformers' "impossible" beam score: finite, so that sums and comparisons stay defined
 
 
 class LogitsProcessorList(list):
@@ -40,6 +47,12 @@ class LogitsProcessorList(list):
         return scores
 
 
+def _check_processor_scores(scores) -> None:
+    if not isinstance(scores, torch.Tensor) or not scores.is_floating_point() or scores.dim() != 2 or 0 in scores.shape:
+        raise ValueError(f"scores must be a float tensor (batch, vocab_size) with batch, vocab_size >= 1, got "
+                         f"{describe(scores)}")
+
+
 class TemperatureProcessor:
     """s <- s / tau: tau < 1 sharpens softmax(s), tau > 1 flattens it (transformers' ``TemperatureLogitsWarper``).
     The argmax stays where it was: temperature matters only to a sampler after it."""
@@ -49,12 +62,86 @@ class TemperatureProcessor:
         self.temperature = temperature
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        _check_processor_scores(scores)
         return scores / self.temperature
+
+
+class TopKProcessor:
+    """s_v <- -inf unless s_v >= the k-th largest score, k = max(top_k, min_tokens_to_keep) (transformers'
+    ``TopKLogitsWarper``): ties with the k-th score are all kept; k >= V keeps everything."""
+
+    def __init__(self, top_k: int, min_tokens_to_keep: int = 1):
+        check_int(top_k, "top_k", maximum=None)
+        check_int(min_tokens_to_keep, "min_tokens_to_keep")
+        self.top_k = max(top_k, min_tokens_to_keep)
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        _check_processor_scores(scores)
+        kth = scores.topk(min(self.top_k, scores.shape[-1])).values[..., -1:]   # (B, 1): the k-th largest
+        return scores.masked_fill(scores < kth, float("-inf"))
+
+
+class TopPProcessor:
+    """Nucleus filtering (transformers' ``TopPLogitsWarper``): sort p = softmax(s) ascending, drop each token whose
+    cumulative sum sum_(j <= i) p_(j) <= 1 - top_p (what remains is the smallest set with mass >= top_p), never the
+    ``min_tokens_to_keep`` most probable; dropped tokens get -inf. top_p = 1 keeps everything."""
+
+    def __init__(self, top_p: float, min_tokens_to_keep: int = 1):
+        check_number(top_p, "top_p", 0.0, 1.0, low_open=True)
+        check_int(min_tokens_to_keep, "min_tokens_to_keep")
+        self.top_p, self.min_tokens_to_keep = float(top_p), min_tokens_to_keep
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        _check_processor_scores(scores)
+        sorted_scores, order = torch.sort(scores, descending=False)            # (B, V), least probable first
+        cumulative = sorted_scores.softmax(dim=-1).cumsum(dim=-1)              # (B, V)
+        drop_sorted = cumulative <= 1 - self.top_p
+        drop_sorted[..., -self.min_tokens_to_keep:] = False                    # the most probable always stay
+        drop = drop_sorted.scatter(1, order, drop_sorted)                      # (B, V), back in vocabulary order
+        return scores.masked_fill(drop, float("-inf"))
+
+
+class MinPProcessor:
+    """s_v <- -inf where p_v < min_p * max_u p_u, p = softmax(s), except the ``min_tokens_to_keep`` most probable
+    (transformers' ``MinPLogitsWarper``): the cut rises with the model's confidence."""
+
+    def __init__(self, min_p: float, min_tokens_to_keep: int = 1):
+        check_number(min_p, "min_p", 0.0, 1.0)
+        check_int(min_tokens_to_keep, "min_tokens_to_keep")
+        self.min_p, self.min_tokens_to_keep = min_p, min_tokens_to_keep
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        _check_processor_scores(scores)
+        probs = scores.softmax(dim=-1)                                          # (B, V)
+        drop = probs < self.min_p * probs.amax(dim=-1, keepdim=True)
+        kept = probs.topk(min(self.min_tokens_to_keep, probs.shape[-1]), dim=-1).indices   # (B, k)
+        return scores.masked_fill(drop.scatter(-1, kept, False), float("-inf"))
+
+
+class RepetitionPenaltyProcessor:
+    """For every token v already in input_ids: s_v <- s_v / penalty if s_v >= 0, else s_v * penalty (CTRL, Keskar
+    et al. 2019; transformers' ``RepetitionPenaltyLogitsProcessor``). penalty > 1 discourages repeats, < 1 favours
+    them; each token is penalised once, however often it occurred."""
+
+    def __init__(self, penalty: float):
+        check_number(penalty, "penalty", 0.0, low_open=True)
+        self.penalty = penalty
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        _check_processor_scores(scores)
+        check_token_ids(input_ids, scores.shape[-1], scores.device)
+        if input_ids.shape[0] != scores.shape[0]:
+            raise ValueError(f"input_ids and scores must have the same batch size, got {input_ids.shape[0]} and "
+                             f"{scores.shape[0]}")
+        seen = scores.gather(1, input_ids)                                      # (B, t): s at the seen tokens
+        seen = torch.where(seen < 0, seen * self.penalty, seen / self.penalty)
+        return scores.scatter(1, input_ids, seen)
 
 
 class SampleProcessor:
     """A logits processor that draws the next token from softmax(scores / temperature) with a seeded (CPU)
-    generator and returns scores that keep only the drawn token, so that ``generate``'s argmax picks it."""
+    generator and returns scores that keep only the drawn token, so that greedy's argmax picks it (chapter 03;
+    ``sample`` is the loop that draws itself)."""
 
     def __init__(self, generator: torch.Generator, temperature: float = 1.0):
         if not isinstance(generator, torch.Generator) or generator.device.type != "cpu":
@@ -70,14 +157,29 @@ class SampleProcessor:
         return only_drawn.scatter(1, drawn.to(scores.device), 0.0)
 
 
-def _sizes(model) -> tuple[int, int]:
-    """(vocab_size, max_len) from the model's config: what bounds the ids and the length before the first step."""
+def _check_loop(model, input_ids, max_new_tokens, eos_token_id, logits_processor, use_cache, min_new=0) -> int:
+    """The checks every loop shares, before any forward pass; returns the vocabulary size V."""
     config = getattr(model, "config", None)
-    sizes = [getattr(config, name, None) for name in ("vocab_size", "max_len")]
-    if not isinstance(model, nn.Module) or not all(isinstance(n, int) and n > 0 for n in sizes):
+    vocab_size, max_len = [getattr(config, name, None) for name in ("vocab_size", "max_len")]
+    if not isinstance(model, nn.Module) or not all(isinstance(n, int) and n > 0 for n in (vocab_size, max_len)):
         raise TypeError(f"model must be an nn.Module whose config gives vocab_size and max_len, like "
                         f"vitlib.transformer.GPT, got {describe(model)}")
-    return sizes[0], sizes[1]
+    weight = next(model.parameters(), None)
+    check_token_ids(input_ids, vocab_size, None if weight is None else weight.device)
+    if 0 in input_ids.shape:   # an empty batch or prompt: nothing to continue
+        raise ValueError(f"input_ids must have shape (batch, length) with batch, length >= 1, got "
+                         f"{tuple(input_ids.shape)}")
+    check_int(max_new_tokens, "max_new_tokens", minimum=min_new, maximum=None)
+    check_id(eos_token_id, "eos_token_id", vocab_size, optional=True)
+    if not isinstance(use_cache, bool):
+        raise TypeError(f"use_cache must be a bool, got {describe(use_cache)}")
+    if logits_processor is not None and not callable(logits_processor):
+        raise TypeError(f"logits_processor must be a callable (input_ids, scores) -> scores, got "
+                        f"{describe(logits_processor)}")
+    if input_ids.shape[1] + max_new_tokens > max_len:
+        raise ValueError(f"prompt length {input_ids.shape[1]} + max_new_tokens {max_new_tokens} exceeds "
+                         f"max_len={max_len}")
+    return vocab_size
 
 
 def _check_scores(scores, shape: torch.Size, done: torch.Tensor) -> torch.Tensor:
@@ -92,54 +194,184 @@ def _check_scores(scores, shape: torch.Size, done: torch.Tensor) -> torch.Tensor
     return scores
 
 
+@contextmanager
+def _evaluating(model: nn.Module):
+    """Eval mode (no dropout) while decoding; the caller's mode is restored even when a processor raises."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
+def _next_scores(model, ids: torch.Tensor, past, use_cache: bool):
+    """The last position's scores (B, V), in float32 as transformers computes them, and the model's new cache: with
+    a cache only the newest token goes in, without one the whole sequence is recomputed."""
+    if use_cache:
+        logits, past = model(ids if past is None else ids[:, -1:], past_kv=past, use_cache=True)
+    else:
+        logits = model(ids)
+    return logits[:, -1].float(), past
+
+
 @torch.no_grad()
-def generate(model: nn.Module, input_ids: torch.Tensor, max_new_tokens: int, use_cache: bool = True,
-             logits_processor: LogitsProcessor | None = None, eos_token_id: int | None = None) -> torch.Tensor:
-    """Extend input_ids (B, T) by up to ``max_new_tokens`` tokens; returns (B, T + new), in eval mode throughout.
+def _decode(model, input_ids, max_new_tokens, eos_token_id, logits_processor, use_cache, choose) -> torch.Tensor:
+    """The loop greedy and sample share; ``choose`` maps the processed scores (B, V) to the next ids (B,)."""
+    with _evaluating(model):
+        ids, past = input_ids, None
+        done = torch.zeros(ids.shape[0], dtype=torch.bool, device=ids.device)   # (B,): has produced eos
+        for _ in range(max_new_tokens):
+            scores, past = _next_scores(model, ids, past, use_cache)               # (B, V)
+            if logits_processor is not None:
+                scores = _check_scores(logits_processor(ids, scores), scores.shape, done)
+            next_id = choose(scores)                                               # (B,), drawn for every row
+            if eos_token_id is not None:                                           # a finished row repeats eos
+                next_id = next_id.masked_fill(done, eos_token_id)
+                done = done | (next_id == eos_token_id)
+            ids = torch.cat([ids, next_id[:, None]], dim=1)                        # (B, t + 1)
+            if eos_token_id is not None and done.all():
+                break
+    return ids
+
+
+def greedy(model: nn.Module, input_ids: torch.Tensor, max_new_tokens: int, eos_token_id: int | None = None,
+           logits_processor: LogitsProcessor | None = None, use_cache: bool = True) -> torch.Tensor:
+    """Extend input_ids (B, T) by up to ``max_new_tokens`` argmax tokens; returns (B, T + new), in eval mode.
 
     ``model``: an nn.Module with ``config.vocab_size`` and ``config.max_len`` whose forward maps (input_ids (B, t),
     past_kv=cache or None, use_cache=bool) to logits (B, t, V), and with ``use_cache`` to (logits, new cache).
     Each step picks the argmax of the last position's scores, after ``logits_processor(ids, scores)`` if given. A
     sequence that produced ``eos_token_id`` continues with eos; generation stops early when every sequence has.
-    With ``use_cache`` each step feeds only the newest token and reuses the keys and values of the earlier ones;
-    without it, the whole sequence is recomputed at every step. Both give the same tokens.
+    With or without ``use_cache``, the same tokens (and those of transformers' ``generate(do_sample=False)``).
     """
-    vocab_size, max_len = _sizes(model)
-    weight = next(model.parameters(), None)
-    check_token_ids(input_ids, vocab_size, None if weight is None else weight.device)
-    if 0 in input_ids.shape:   # an empty batch or prompt: nothing to continue
-        raise ValueError(f"input_ids must have shape (batch, length) with batch, length >= 1, got "
-                         f"{tuple(input_ids.shape)}")
-    check_int(max_new_tokens, "max_new_tokens", minimum=0, maximum=None)
-    check_id(eos_token_id, "eos_token_id", vocab_size, optional=True)
-    if not isinstance(use_cache, bool):
-        raise TypeError(f"use_cache must be a bool, got {describe(use_cache)}")
-    if logits_processor is not None and not callable(logits_processor):
-        raise TypeError(f"logits_processor must be a callable (input_ids, scores) -> scores, got "
-                        f"{describe(logits_processor)}")
-    if input_ids.shape[1] + max_new_tokens > max_len:
-        raise ValueError(f"prompt length {input_ids.shape[1]} + max_new_tokens {max_new_tokens} exceeds "
-                         f"max_len={max_len}")
-    was_training = model.training
-    model.eval()
-    try:
-        ids, past = input_ids, None
-        done = torch.zeros(ids.shape[0], dtype=torch.bool, device=ids.device)   # (B,): has produced eos
-        for _ in range(max_new_tokens):
-            if use_cache:
-                logits, past = model(ids if past is None else ids[:, -1:], past_kv=past, use_cache=True)
-            else:
-                logits = model(ids)
-            scores = logits[:, -1]  # (B, V): the next token's scores
+    _check_loop(model, input_ids, max_new_tokens, eos_token_id, logits_processor, use_cache)
+    return _decode(model, input_ids, max_new_tokens, eos_token_id, logits_processor, use_cache,
+                   lambda scores: scores.argmax(dim=-1))
+
+
+def generate(model: nn.Module, input_ids: torch.Tensor, max_new_tokens: int, use_cache: bool = True,
+             logits_processor: LogitsProcessor | None = None, eos_token_id: int | None = None) -> torch.Tensor:
+    """``greedy`` with chapter 03's argument order (model, input_ids, max_new_tokens, use_cache, logits_processor,
+    eos_token_id), kept for the callers written then."""
+    return greedy(model, input_ids, max_new_tokens, eos_token_id, logits_processor, use_cache)
+
+
+def sample(model: nn.Module, input_ids: torch.Tensor, max_new_tokens: int, generator: torch.Generator | None = None,
+           logits_processor: LogitsProcessor | None = None, eos_token_id: int | None = None,
+           use_cache: bool = True) -> torch.Tensor:
+    """``greedy``'s loop with x_(t+1) ~ softmax(s_t) drawn by ``torch.multinomial`` instead of the argmax.
+
+    Without ``generator`` the draws come from PyTorch's global generator exactly as transformers' ``generate(
+    do_sample=True)`` takes them, so that the same ``torch.manual_seed`` gives the same tokens. With one, the draws
+    use it (on its device) and leave the global state alone. Filters (top-k, top-p, temperature) go in
+    ``logits_processor``, in transformers' order: temperature, top-k, top-p, min-p.
+    """
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None, got {describe(generator)}")
+    _check_loop(model, input_ids, max_new_tokens, eos_token_id, logits_processor, use_cache)
+
+    def draw(scores: torch.Tensor) -> torch.Tensor:
+        probs = scores.softmax(dim=-1)                                         # (B, V) float32
+        if generator is None:
+            return torch.multinomial(probs, num_samples=1).squeeze(1)          # (B,)
+        drawn = torch.multinomial(probs.to(generator.device), num_samples=1, generator=generator)   # (B, 1)
+        return drawn.squeeze(1).to(probs.device)
+
+    return _decode(model, input_ids, max_new_tokens, eos_token_id, logits_processor, use_cache, draw)
+
+
+def _reorder_cache(model, past, beam_idx: torch.Tensor):
+    """The cache rows of the beams that go on: ``model.reorder_cache(past, beam_idx)`` if the model defines it,
+    else every tensor in the nest of tuples and lists indexed along dim 0 (the batch, as in vitlib's (k, v))."""
+    if hasattr(model, "reorder_cache"):
+        return model.reorder_cache(past, beam_idx)
+    if isinstance(past, torch.Tensor):
+        return past.index_select(0, beam_idx)
+    if isinstance(past, (tuple, list)):
+        return type(past)(_reorder_cache(model, p, beam_idx) for p in past)
+    return past   # a number or None: nothing per row
+
+
+def _gather_beams(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """x (B, N, ...) -> (B, M, ...): for each prompt b, its rows index[b] (M of them) of its N beams."""
+    return x.gather(1, index.view(*index.shape, *(1,) * (x.dim() - 2)).expand(*index.shape, *x.shape[2:]))
+
+
+@torch.no_grad()
+def beam_search(model: nn.Module, input_ids: torch.Tensor, max_new_tokens: int, num_beams: int,
+                length_penalty: float = 1.0, eos_token_id: int | None = None,
+                logits_processor: LogitsProcessor | None = None, use_cache: bool = True):
+    """The best of ``num_beams`` hypotheses per prompt: (sequences (B, T + new), sequences_scores (B,)), as
+    transformers' ``generate(num_beams=K, do_sample=False, early_stopping=False)``.
+
+    Each step scores all K * V one-token extensions of the K running beams by their summed log-probabilities
+    (log_softmax, then ``logits_processor`` on the log-probabilities) and keeps the best 2K; of those, the ones in
+    the top K that end (eos, or max_new_tokens reached) become finished hypotheses with score sum / n **
+    length_penalty, n their generated tokens with the eos, and the best K that do not end run on. At most K
+    finished hypotheses are kept per prompt; a prompt stops taking new ones once its best running beam, scored at
+    its current length, cannot beat the worst of them (transformers' heuristic). Shorter winners are padded with
+    eos. Rows are batch-major (row b K + k is beam k of prompt b): a model that binds per-prompt inputs (an image)
+    repeats them with ``repeat_interleave(K, dim=0)``. The cache follows the beams: ``model.reorder_cache(past,
+    beam_idx)`` if the model defines it, else ``index_select`` along dim 0 of every tensor in it.
+    """
+    V = _check_loop(model, input_ids, max_new_tokens, eos_token_id, logits_processor, use_cache, min_new=1)
+    check_int(num_beams, "num_beams")
+    check_number(length_penalty, "length_penalty")
+    B, P = input_ids.shape
+    K, L, keep = num_beams, input_ids.shape[1] + max_new_tokens, 2 * num_beams   # keep: (1 + one eos id) K
+    dev = input_ids.device
+    running = input_ids[:, None, :].expand(B, K, P)                   # (B, K, t): all K beams start as the prompt
+    running_scores = torch.full((B, K), NEG, device=dev)             # (B, K): sum of log p per running beam
+    running_scores[:, 0] = 0.0                                        # only beam 0 extends at first (the K are equal)
+    fill = 0 if eos_token_id is None else eos_token_id               # pads hypotheses that ended early
+    finished = input_ids.new_full((B, K, L), fill)                   # (B, K, L)
+    finished_scores = torch.full((B, K), NEG, device=dev)            # (B, K): sum / n ** length_penalty
+    finished_lengths = torch.zeros((B, K), dtype=torch.long, device=dev)
+    is_finished = torch.zeros((B, K), dtype=torch.bool, device=dev)
+    improvable = torch.ones((B, 1), dtype=torch.bool, device=dev)   # may a running beam still beat a finished one?
+    in_top_k = torch.arange(keep, device=dev) < K                    # (2K,): only these may finish
+    none_done = torch.zeros(B * K, dtype=torch.bool, device=dev)    # every running beam needs a valid score
+    past = None
+    with _evaluating(model):
+        for t in range(max_new_tokens):                               # t tokens generated so far
+            flat = running.reshape(B * K, P + t)                      # (B K, P + t)
+            logits, past = _next_scores(model, flat, past, use_cache)
+            log_probs = logits.log_softmax(dim=-1)                    # (B K, V)
             if logits_processor is not None:
-                scores = _check_scores(logits_processor(ids, scores), scores.shape, done)
-            next_id = scores.argmax(dim=-1)  # (B,)
+                log_probs = _check_scores(logits_processor(flat, log_probs), log_probs.shape, none_done)
+            total = (log_probs.view(B, K, V) + running_scores[:, :, None]).view(B, K * V)   # (B, K V)
+            top_scores, top_index = total.topk(keep)                  # (B, 2K): the best extensions of any beam
+            beam, token = top_index // V, top_index % V               # (B, 2K) each
+            candidates = torch.cat([_gather_beams(running, beam), token[:, :, None]], dim=2)   # (B, 2K, P + t + 1)
+            ends = torch.full_like(token, t + 1 == max_new_tokens, dtype=torch.bool)   # (B, 2K): at max length
             if eos_token_id is not None:
-                next_id = next_id.masked_fill(done, eos_token_id)
-                done = done | (next_id == eos_token_id)
-            ids = torch.cat([ids, next_id[:, None]], dim=1)  # (B, t + 1)
-            if eos_token_id is not None and done.all():
+                ends |= token == eos_token_id
+
+            # the K best candidates that do not end run on
+            alive_scores = top_scores + ends.float() * NEG                                       # (B, 2K)
+            going_on = alive_scores.topk(K).indices                                              # (B, K)
+            running = _gather_beams(candidates, going_on)                                        # (B, K, P + t + 1)
+            running_scores = _gather_beams(alive_scores, going_on)
+            if use_cache:   # row b K + k of the cache now holds beam k of prompt b's parent
+                parent = _gather_beams(beam, going_on) + torch.arange(B, device=dev)[:, None] * K   # (B, K)
+                past = _reorder_cache(model, past, parent.view(-1))
+
+            # the finished hypotheses: the best K of the kept ones and the new ones that end in the top K
+            just_finished = ends & in_top_k
+            new_scores = torch.where(just_finished & improvable, top_scores / (t + 1) ** length_penalty, NEG)
+            merged_scores = torch.cat([finished_scores, new_scores], dim=1)                      # (B, 3K)
+            best = merged_scores.topk(K).indices                                                 # (B, K)
+            padded = F.pad(candidates, (0, L - P - t - 1), value=fill)                          # (B, 2K, L)
+            finished = _gather_beams(torch.cat([finished, padded], dim=1), best)                # (B, K, L)
+            finished_scores = _gather_beams(merged_scores, best)
+            finished_lengths = _gather_beams(torch.cat([finished_lengths, torch.full_like(token, t + 1)], 1), best)
+            is_finished = _gather_beams(torch.cat([is_finished, just_finished], dim=1), best)
+
+            best_running = running_scores[:, :1] / (t + 1) ** length_penalty                   # (B, 1)
+            worst_finished = torch.where(is_finished, finished_scores.min(dim=1, keepdim=True).values, NEG)
+            improvable = improvable & (best_running > worst_finished).any(dim=1, keepdim=True)
+            if not improvable.any() or ends.all():
                 break
-    finally:
-        model.train(was_training)
-    return ids
+    n = int(finished_lengths[:, 0].max())
+    return finished[:, 0, :P + n], finished_scores[:, 0]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from . import metrics
 from .checks import check_int, check_number, describe
 from .clip import CLIP
 from .diffusion import NoiseSchedule, sample
@@ -107,16 +108,10 @@ def edit(model, schedule: NoiseSchedule, images: torch.Tensor, cond: torch.Tenso
     return ((x + 1) / 2 if decoder is None else decoder(x)).clamp(0, 1)
 
 
-@torch.no_grad()
 def clip_score(clip: CLIP, tokenizer, images: torch.Tensor, prompts: list[str], w: float = 2.5) -> torch.Tensor:
-    """CLIPScore (B,) = w max(cos(E_I(image_i), E_T(prompt_i)), 0) for matching rows of images and prompts."""
-    if not isinstance(clip, CLIP):
-        raise TypeError(f"clip must be a vitlib.clip.CLIP, got {describe(clip)}")
+    """CLIPScore (B,) = w max(cos(E_I(image_i), E_T(prompt_i)), 0) for matching rows of images and prompts: this
+    chapter's argument order for ``vitlib.metrics.clip_score``, which computes it."""
     _check_prompts(prompts)
     if not isinstance(images, torch.Tensor) or images.dim() != 4 or len(images) != len(prompts):
         raise ValueError(f"images must be (B, 3, H, W) with B = len(prompts) = {len(prompts)}, got {describe(images)}")
-    device = next(clip.parameters()).device
-    batch = tokenizer(list(prompts), add_bos=True, add_eos=True)
-    t = clip.encode_text(batch["input_ids"].to(device), batch["attention_mask"].to(device))         # (B, d)
-    v = clip.encode_image(images.to(device))                                                         # (B, d)
-    return w * F.cosine_similarity(v, t, dim=-1).clamp(min=0)
+    return metrics.clip_score(clip, images, list(prompts), tokenizer, w)

@@ -21,7 +21,7 @@ from torch import nn
 from .attention import MultiHeadAttention
 from .checks import (MAX_SIZE, check_divisible, check_int, check_like, check_number, check_one_of,
                      check_positive_ints, check_probability, check_token_ids, describe)
-from .decoding import generate
+from .decoding import beam_search, greedy, sample
 from .zoo import register_model
 
 ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU}
@@ -291,9 +291,24 @@ class GPT(nn.Module):
         return (logits, cache) if use_cache else logits
 
     def generate(self, input_ids, max_new_tokens: int, use_cache: bool = True, logits_processor=None,
-                 eos_token_id: int | None = None) -> torch.Tensor:
-        """``vitlib.decoding.generate(self, ...)``: extend input_ids (B, T) by up to ``max_new_tokens`` tokens."""
-        return generate(self, input_ids, max_new_tokens, use_cache, logits_processor, eos_token_id)
+                 eos_token_id: int | None = None, *, do_sample: bool = False, generator=None, num_beams: int = 1,
+                 length_penalty: float = 1.0) -> torch.Tensor:
+        """Extend input_ids (B, T) by up to ``max_new_tokens`` tokens with ``vitlib.decoding``: ``greedy`` by
+        default, ``sample`` with ``do_sample`` (drawing with ``generator``), the best sequence of ``beam_search``
+        with ``num_beams`` > 1 (its scores: call ``beam_search`` itself)."""
+        if not isinstance(do_sample, bool):
+            raise TypeError(f"do_sample must be a bool, got {type(do_sample).__name__}")
+        if generator is not None and not do_sample:
+            raise ValueError("a generator was given with do_sample=False: greedy and beam search draw nothing")
+        if num_beams != 1:
+            if do_sample:
+                raise ValueError(f"do_sample=True with num_beams={num_beams}: beam sampling is not implemented; "
+                                 "use one or the other")
+            return beam_search(self, input_ids, max_new_tokens, num_beams, length_penalty, eos_token_id,
+                               logits_processor, use_cache)[0]
+        if do_sample:
+            return sample(self, input_ids, max_new_tokens, generator, logits_processor, eos_token_id, use_cache)
+        return greedy(self, input_ids, max_new_tokens, eos_token_id, logits_processor, use_cache)
 
     def parameter_groups(self) -> dict[str, int]:
         """Parameter counts by part: embeddings (token + position; the head is tied), attention, FFN, norms."""
