@@ -3,7 +3,7 @@ gathers every operator here and compares them on VQA).
 
 Vectors (seed 001): v_i an image vector, V = (v_1 .. v_S) the image's patch tokens, v_t a text vector.
     concatenation        v_it = GELU(W [v_i ; v_t] + b)                                          ConcatFusion
-    attention fusion     S_j = v_j^T W v_t,  alpha = softmax(S / sqrt(d)),  v_it = sum_j alpha_j v_j    AttentionFusion
+    attention fusion     S_j = v_j^T W v_t / sqrt(d),  alpha = softmax(S),  v_it = sum_j alpha_j v_j   AttentionFusion
 Tokens: X = (x_1 .. x_T) the text's hidden states.
     cross-attention      X <- X + CA(LN X, V);  X <- X + FFN(LN X)   queries: words; keys, values: patches
                                                                                         CrossAttentionFusion
@@ -84,8 +84,8 @@ class AttentionFusion(nn.Module):
         S_j = v_j^T W v_t / sqrt(d_image),   alpha = softmax(S) over the patches j
 
     W (d_image x d_text) maps the text into the image's space; with ``project=False`` W = I (the widths must
-    agree) and S_j = v_j^T v_t / sqrt(d), the seed's formula as written. One softmax, one glimpse: a question about
-    two objects gets one weighted average of them."""
+    agree) and S_j = v_j^T v_t / sqrt(d): the seed's S = v_i^T v_t with chapter 02's 1 / sqrt(d), which keeps the
+    softmax from saturating. One softmax, one glimpse: a question about two objects gets one average of them."""
 
     def __init__(self, d_image: int, d_text: int, project: bool = True):
         super().__init__()
