@@ -282,12 +282,18 @@ class GPT(nn.Module):
                 nn.init.normal_(proj.weight, std=0.02 / math.sqrt(2 * self.config.n_layers))
 
     def forward(self, input_ids=None, attention_mask=None, past_kv=None, use_cache: bool = False,
-                inputs_embeds=None):
+                inputs_embeds=None, return_hidden: bool = False):
         """input_ids (B, T), or inputs_embeds (B, T, d_model) -> logits (B, T, V); with ``use_cache`` also the new
-        cache. past_kv: the cache of an earlier call (tokens 0..P-1); attention_mask (B, P+T): True for real tokens."""
+        cache. past_kv: the cache of an earlier call (tokens 0..P-1); attention_mask (B, P+T): True for real tokens.
+        ``return_hidden`` appends h (B, T, d_model), the last states after the final LayerNorm: (logits, [cache,] h)
+        (chapter 10's MAGIC compares them)."""
+        if not isinstance(return_hidden, bool):
+            raise TypeError(f"return_hidden must be a bool, got {describe(return_hidden)}")
         out = self.transformer(input_ids, attention_mask, past_kv, use_cache, inputs_embeds)
         h, cache = out if use_cache else (out, None)                # h (B, T, d_model), after the final LayerNorm
         logits = F.linear(h, self.transformer.token_emb.weight)     # tied head: (B, T, V)
+        if return_hidden:
+            return (logits, cache, h) if use_cache else (logits, h)
         return (logits, cache) if use_cache else logits
 
     def generate(self, input_ids, max_new_tokens: int, use_cache: bool = True, logits_processor=None,
