@@ -1,4 +1,5 @@
-"""vitlib.decoding against transformers' generate: beam search and sampling on the same GPT, timed in one run.
+"""vitlib.decoding against transformers' generate: beam search and sampling on the same GPT, timed in one run; and
+what the captioner's cache saves (chapter 10).
 
 The GPT is exported with vitlib.hf.to_hf_gpt2, so that both libraries decode the same weights; each row checks that
 they produce the same tokens (for sampling: from the same seed) before it reports the time ratio vitlib / HF.
@@ -8,8 +9,12 @@ rounds (benchmarks/timing.py). Target: vitlib within 1.5x of transformers' time 
 the models' own forward passes, which differ (GPT-2 projects q, k, v in one fused matmul, vitlib in three): on a
 2-core CPU vitlib's GPT alone takes about 1.2x GPT-2's time, so a ratio near that means the loops add little.
 
+The captioner (vitlib.captioner) cross-attends to ``--image-tokens`` image tokens (576: CLIP ViT-L/14 at 336 px).
+With the cache, each layer projects the image to keys and values once and every step feeds only the newest token;
+without it, every step recomputes the whole sequence and the image's keys and values. Both give the same tokens.
+
     python benchmarks/decoding.py [--batch 4] [--prompt 8] [--new-tokens 32] [--beams 4] [--d-model 256]
-                                  [--layers 4] [--repeats 3] [--device cpu|cuda]
+                                  [--layers 4] [--image-tokens 576] [--repeats 3] [--device cpu|cuda]
 """
 
 import argparse
@@ -17,7 +22,8 @@ import argparse
 import torch
 from timing import medians  # benchmarks/timing.py, beside this script
 
-from vitlib.decoding import beam_search, sample
+from vitlib.captioner import Captioner, CaptionerConfig
+from vitlib.decoding import beam_search, greedy, sample
 from vitlib.hf import to_hf_gpt2
 from vitlib.transformer import GPT, GPTConfig
 from vitlib.utils import get_device
@@ -50,6 +56,21 @@ def gpt_rows(args, device) -> dict:
     }
 
 
+def captioner_speedup(args, device) -> tuple[float, float, bool]:
+    """(seconds with the cache, seconds without, same tokens) for greedy captions of a batch of random images."""
+    torch.manual_seed(0)
+    config = CaptionerConfig(vocab_size=80, max_len=args.prompt + args.new_tokens + 16, d_model=args.d_model,
+                             n_heads=max(1, args.d_model // 64), n_layers=args.layers, d_image=args.d_model)
+    model = Captioner(config).to(device).eval()
+    image = torch.randn(args.batch, args.image_tokens, args.d_model, device=device)     # (B, S, d_image)
+    prompt = torch.randint(1, config.vocab_size, (args.batch, args.prompt), device=device)
+    calls = {use_cache: (lambda use_cache=use_cache: greedy(model.bind(image), prompt, args.new_tokens,
+                                                            use_cache=use_cache)) for use_cache in (True, False)}
+    same = torch.equal(calls[True](), calls[False]())
+    t = medians({"cache": calls[True], "none": calls[False]}, device, args.repeats, sample_seconds=0)
+    return t["cache"], t["none"], same
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=4)
@@ -58,13 +79,12 @@ def main():
     parser.add_argument("--beams", type=int, default=4)
     parser.add_argument("--d-model", type=int, default=256)
     parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--image-tokens", type=int, default=576)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default=None)
     args = parser.parse_args()
     device = get_device(args.device)
     rows = gpt_rows(args, device)
-    # chapter 10's captioner (a cross-attention KV cache over the image) adds its rows to `rows` here, in the same
-    # form: name -> (vitlib call, transformers call)
     print(f"GPT d_model={args.d_model}, {args.layers} layers, on {device}; batch {args.batch}, prompt "
           f"{args.prompt}, {args.new_tokens} new tokens; {torch.get_num_threads()} threads")
     print(f"  {'':<24}{'vitlib s':>10}{'HF s':>10}{'vitlib/HF':>11}  same tokens")
@@ -78,6 +98,10 @@ def main():
             print(f"  {name:<24}{t['vitlib']:>10.3f}{t['hf']:>10.3f}{ratio:>10.2f}x  {same}")
     print("PASS" if worst <= TARGET and all_same else "BELOW TARGET",
           f"(vitlib within {TARGET}x of transformers' generate, the same tokens; worst {worst:.2f}x)")
+    with torch.inference_mode():
+        cached, uncached, same = captioner_speedup(args, device)
+    print(f"captioner, {args.image_tokens} image tokens, greedy: {cached:.3f} s with the cache, {uncached:.3f} s "
+          f"without: speed-up {uncached / cached:.1f}x, same tokens: {same}")
 
 
 if __name__ == "__main__":
