@@ -44,8 +44,8 @@ def test_stated_test_and_heldout_figures_are_recomputed(name, encoder, judge):
         again = judged(judge, images, scenes, ATTRIBUTES)
         for attribute in (*ATTRIBUTES, "color+shape"):
             assert again[attribute] == stated[key][attribute], f"{name} {split} {attribute}"
-    # floors under the shipped figures (latents 0.870, pixels 0.391 on 46 test prompts), so a regression fails
-    assert stated["test"]["color+shape"]["accuracy"] >= (0.35 if name == "pixels" else 0.8)
+    # floors: the chapter's target for the latent model (0.935 shipped), under the pixel model's 0.391
+    assert stated["test"]["color+shape"]["accuracy"] >= (0.35 if name == "pixels" else 0.9)
 
 
 def test_the_latent_models_editing_is_recomputed(encoder, judge):

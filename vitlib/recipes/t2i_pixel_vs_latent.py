@@ -21,7 +21,7 @@ from .shapes_judge import NAME as JUDGE_NAME
 from .t2i_l2_baseline import judged
 from .. import zoo
 from ..classifier import ATTRIBUTES
-from ..unet import UNet
+from ..unet import UNet, UNetConfig
 from ..utils import Timer, count_parameters
 
 RESULTS = "t2i-pixel-vs-latent"
@@ -29,11 +29,18 @@ STEPS = 1000
 EMA_DECAY = 0.99
 
 
+def latent_config() -> UNetConfig:
+    """The latent arm's UNet: 8 -> 4, widths (64, 128), attention at both levels (2.25M parameters). The shipped
+    t2i-shapes-latent is wider; this run keeps the smaller one it was measured with."""
+    return UNetConfig(in_channels=4, out_channels=4, sample_size=8, channels=(64, 128), attention_levels=(0, 1),
+                      cond_dim=64, n_heads=4, num_timesteps=1000)
+
+
 def arms() -> dict:
     """{name: (data, model, space)} of the two arms, both predicting v."""
     pixels = t2i_shapes.Space(prediction_type="v_prediction", clip_sample=True)
     return {"pixels": (t2i_shapes.training_data(), UNet(t2i_shapes.config()), pixels),
-            "latents": (t2i_shapes_latent.training_data(), UNet(t2i_shapes_latent.config()), t2i_shapes_latent.space())}
+            "latents": (t2i_shapes_latent.training_data(), UNet(latent_config()), t2i_shapes_latent.space())}
 
 
 def judge_arm(model, space, judge_model, encoder_) -> dict:
