@@ -55,5 +55,5 @@ def test_the_shipped_operator_is_the_validation_winner_and_its_figures_hold(resu
 def test_pooling_loses_where_things_are(results):
     """The chapter's claim: a mean-pooled image vector cannot say where an object is; patch-level operators can."""
     table = fusion_vqa.summary(results["results"]["runs"], "test")
-    assert table["concat"]["position"][0] < 0.3
+    assert table["concat"]["position"][0] < 0.4
     assert table["cross_attention"]["position"][0] > 0.9

@@ -72,8 +72,8 @@ def inputs(data: dict, rows: torch.Tensor, device="cpu"):
 def train(steps: int = STEPS, seed: int = 0, device="cpu", progress: bool = True, operator: str = OPERATOR,
           eval_every: int | None = None):
     """Train the operator and the head; return (model, history). ``eval_every``: log validation accuracy."""
+    data, val = split_data("train"), split_data("val")   # first: building them draws random numbers (the CLIP)
     generator = seed_everything(seed)
-    data, val = split_data("train"), split_data("val")
     model = VQAModel(config(operator)).to(device)
     optimizer = torch.optim.AdamW(param_groups(model, 0.01), lr=LR)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, LR, total_steps=steps, pct_start=0.1)
