@@ -5,7 +5,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vitlib.fusion import FusionEncoder, FusionLayer
+from vitlib.fusion import (AttentionFusion, ConcatFusion, CrossAttentionFusion, FusionEncoder, FusionLayer,
+                           GatedCrossAttention, Projector, Resampler)
 
 
 def _decoder(d_model=32, n_heads=4, n_layers=2, activation="gelu", norm_first=True):
@@ -16,6 +17,21 @@ def _decoder(d_model=32, n_heads=4, n_layers=2, activation="gelu", norm_first=Tr
     for p in decoder.parameters():   # LayerNorms start at (1, 0): perturb them so a swapped norm is caught
         nn.init.normal_(p, std=0.3)
     return decoder
+
+
+def _torch_mha(ours, d_context):
+    """An nn.MultiheadAttention (kdim = vdim = d_context) holding the weights of our MultiHeadAttention."""
+    ref = nn.MultiheadAttention(ours.d_model, ours.n_heads, kdim=d_context, vdim=d_context, batch_first=True)
+    with torch.no_grad():
+        if ref._qkv_same_embed_dim:
+            ref.in_proj_weight.copy_(torch.cat([ours.q_proj.weight, ours.k_proj.weight, ours.v_proj.weight]))
+        else:
+            ref.q_proj_weight.copy_(ours.q_proj.weight)
+            ref.k_proj_weight.copy_(ours.k_proj.weight)
+            ref.v_proj_weight.copy_(ours.v_proj.weight)
+        ref.in_proj_bias.copy_(torch.cat([ours.q_proj.bias, ours.k_proj.bias, ours.v_proj.bias]))
+        ref.out_proj.load_state_dict(ours.out_proj.state_dict())
+    return ref.eval()
 
 
 @pytest.mark.parametrize("activation", ["gelu", "relu"])
@@ -37,18 +53,7 @@ def test_fusion_layer_with_a_wider_context_matches_torch_modules():
     layer = FusionLayer(d, 2, d_context=dc).eval()
     for p in layer.parameters():
         nn.init.normal_(p, std=0.3)
-    self_attn = nn.MultiheadAttention(d, 2, batch_first=True)
-    cross_attn = nn.MultiheadAttention(d, 2, kdim=dc, vdim=dc, batch_first=True)
-    for ours, ref in ((layer.self_attn, self_attn), (layer.cross_attn, cross_attn)):
-        with torch.no_grad():   # copy our weights into PyTorch's modules
-            if ref._qkv_same_embed_dim:
-                ref.in_proj_weight.copy_(torch.cat([ours.q_proj.weight, ours.k_proj.weight, ours.v_proj.weight]))
-            else:
-                ref.q_proj_weight.copy_(ours.q_proj.weight)
-                ref.k_proj_weight.copy_(ours.k_proj.weight)
-                ref.v_proj_weight.copy_(ours.v_proj.weight)
-            ref.in_proj_bias.copy_(torch.cat([ours.q_proj.bias, ours.k_proj.bias, ours.v_proj.bias]))
-            ref.out_proj.load_state_dict(ours.out_proj.state_dict())
+    self_attn, cross_attn = _torch_mha(layer.self_attn, d), _torch_mha(layer.cross_attn, dc)   # our weights
     x, image = torch.randn(2, 5, d), torch.randn(2, 9, dc)
     h = x + self_attn(*(layer.norm1(x),) * 3, need_weights=False)[0]
     h = h + cross_attn(layer.norm2(h), image, image, need_weights=False)[0]
@@ -90,30 +95,12 @@ def test_cross_attention_maps_match_the_decoders_attention_weights():
 
 
 # ----- chapter 07's operators ---------------------------------------------------------------------------------
-from vitlib.fusion import (AttentionFusion, ConcatFusion, CrossAttentionFusion, GatedCrossAttention,  # noqa: E402
-                           Projector, Resampler)
-
 
 def _perturbed(module):
     torch.manual_seed(0)
     for p in module.parameters():   # LayerNorms start at (1, 0), gates at 0: perturb so that every part counts
         nn.init.normal_(p, std=0.3)
     return module.eval()
-
-
-def _torch_mha(ours, d_context):
-    """An nn.MultiheadAttention (kdim = vdim = d_context) holding the weights of our MultiHeadAttention."""
-    ref = nn.MultiheadAttention(ours.d_model, ours.n_heads, kdim=d_context, vdim=d_context, batch_first=True)
-    with torch.no_grad():
-        if ref._qkv_same_embed_dim:
-            ref.in_proj_weight.copy_(torch.cat([ours.q_proj.weight, ours.k_proj.weight, ours.v_proj.weight]))
-        else:
-            ref.q_proj_weight.copy_(ours.q_proj.weight)
-            ref.k_proj_weight.copy_(ours.k_proj.weight)
-            ref.v_proj_weight.copy_(ours.v_proj.weight)
-        ref.in_proj_bias.copy_(torch.cat([ours.q_proj.bias, ours.k_proj.bias, ours.v_proj.bias]))
-        ref.out_proj.load_state_dict(ours.out_proj.state_dict())
-    return ref.eval()
 
 
 def test_concat_fusion_is_gelu_of_a_linear_map_of_the_concatenation():
