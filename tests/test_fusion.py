@@ -96,6 +96,7 @@ def test_cross_attention_maps_match_the_decoders_attention_weights():
 
 # ----- chapter 07's operators ---------------------------------------------------------------------------------
 
+
 def _perturbed(module):
     torch.manual_seed(0)
     for p in module.parameters():   # LayerNorms start at (1, 0), gates at 0: perturb so that every part counts
