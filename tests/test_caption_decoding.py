@@ -1,7 +1,8 @@
 """vitlib.recipes.caption_decoding (chapter 10's decoding table): every strategy gives one caption per image; the
 oracles (VCD with a = 0 is greedy, MAGIC with alpha = beta = 0 is gpt-shapes' greedy, re-ranking is clip_rerank
 over its pool); scoring equals the metrics by hand; the validation rule on a hand-made grid; the whole table on a
-few scenes; the bad-input table. A tiny captioner trained for 150 steps stands in for captioner-shapes (~3 s).
+few scenes; the bad-input table. A tiny captioner trained for 150 steps stands in for the shipped one (~3 s); the
+last test checks the shipped table against the shipped captioner-shapes-pooled.
 """
 
 import math
@@ -167,3 +168,41 @@ BAD = [
 def test_bad_input_fails_at_once_with_a_message(captioner, call, error, message):
     with pytest.raises(error, match=message):
         call(captioner)
+
+
+@pytest.mark.slow
+def test_shipped_table():
+    """data/results/caption-decoding.json: made from the shipped pooled captioner, every strategy on >= 500 test
+    scenes, the stochastic ones over >= 3 seeds, the validation choices follow ``select``, the target verdicts
+    follow the table; its check (greedy and the chosen VCD on 40 test scenes) is recomputed: equal captions on
+    >= 95% of the scenes, metrics within 0.02 (BLEU: 2 points)."""
+    import json
+
+    from vitlib import zoo
+    from vitlib.recipes import results_json
+
+    torch.set_num_threads(1)
+    command = "python -m vitlib.recipes.caption_decoding --save"
+    path = results_json.path(cd.NAME)
+    assert path.exists(), f"{path} is missing: `{command}` writes it"
+    results = results_json.load(cd.NAME)
+    settings, out = results["settings"], results["results"]
+    assert results["command"].startswith("python -m vitlib.recipes.caption_decoding"), results["command"]
+    assert settings["captioner"] == cd.CAPTIONER
+    assert settings["captioner_sha256"] == zoo.load_config(cd.CAPTIONER)["sha256"], \
+        f"{cd.CAPTIONER} was retrained after the table was made: rerun `{command}`"
+    assert settings["n_test"] >= 500 and len(settings["seeds"]) >= 3
+    assert settings["grids"] == json.loads(json.dumps(cd.GRIDS)), "JSON keeps the grids' tuples as lists"
+    val, table = out["validation"], out["test"]
+    assert set(table) == set(cd.STRATEGIES)
+    for name in cd.GRIDS:
+        assert val[name]["chosen"] == cd.select(val[name]["grid"], val["greedy"]["bleu"])["settings"], name
+        assert table[name]["settings"] == val[name]["chosen"]
+    for name in ("top_p", "clip_rerank", "vcd"):
+        assert len(table[name]["runs"]) == len(settings["seeds"]), name
+        runs = [r["chair_i"] for r in table[name]["runs"]]
+        assert abs(table[name]["mean"]["chair_i"] - sum(runs) / len(runs)) < 1e-9, name
+    assert out["target"] == json.loads(json.dumps(cd.target({k: v.get("mean", v) for k, v in table.items()})))
+    stored = out["check"]
+    again = cd.check(zoo.load(cd.CAPTIONER), stored["vcd"], stored["n"])
+    assert cd.disagreements(stored, again) == []

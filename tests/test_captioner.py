@@ -75,6 +75,19 @@ def test_the_image_keys_and_values_are_computed_once_per_caption():
     assert len(calls) == 10 * 2 * 2, "without the cache: every step projects the image again"
 
 
+def test_a_mean_pooling_captioner_reads_the_average_image_token():
+    pooled = _model(image_pool="mean")
+    plain = Captioner(_config()).eval()
+    plain.load_state_dict(pooled.state_dict())   # the same weights; only the reading of the image differs
+    image, ids = _images(), torch.tensor([[BOS, 5, 6], [BOS, 7, 8], [BOS, 9, 4]])
+    torch.testing.assert_close(pooled(ids, image), plain(ids, image.mean(dim=1, keepdim=True)), atol=1e-6, rtol=0)
+    assert not torch.allclose(pooled(ids, image), plain(ids, image), atol=1e-3), "pooling changed nothing"
+    (_, (k_image, _)), *_ = pooled(ids, image, use_cache=True)[1]
+    assert k_image.shape == (3, 4, 1, 8), "the cache keeps the one pooled token"
+    shuffled = image[:, torch.randperm(S, generator=torch.Generator().manual_seed(0))]
+    torch.testing.assert_close(pooled(ids, shuffled), pooled(ids, image), atol=1e-5, rtol=0)
+
+
 def test_greedy_through_bind_equals_a_hand_written_loop():
     model, image = _model(), _images()
     ids = _start()
@@ -171,6 +184,7 @@ def _past():
     (lambda: _config(activation="swish"), ValueError, "unknown activation"),
     (lambda: _config(dropout=1.0), ValueError, "dropout"),
     (lambda: _config(norm_eps=0.0), ValueError, "norm_eps"),
+    (lambda: _config(image_pool="max"), ValueError, "unknown image_pool 'max'"),
     (lambda: CaptionerConfig(V, 40, 32, 4, 2), TypeError, "d_image"),
     (lambda: Captioner({"vocab_size": V}), TypeError, "CaptionerConfig"),
     (lambda: _model()(torch.tensor([[1, V]] * 3), _images()), ValueError, r"token ids must be in \[0, 23\)"),
@@ -192,7 +206,7 @@ def _past():
     (lambda: _model()(torch.full((3, 41), BOS), _images()), ValueError, "exceeds max_len=40"),
     (lambda: _model()(_start(), _images(), use_cache="yes"), TypeError, "use_cache must be a bool"),
     (lambda: _model().bind(_images()[0]), ValueError, "image must be tokens"),
-    (lambda: BoundCaptioner(torch.nn.Linear(2, 2), _images()), TypeError, "must be a Captioner"),
+    (lambda: BoundCaptioner(torch.nn.Linear(2, 2), _images()), TypeError, "must be a CaptionDecoder"),
     (lambda: _model().bind(_images(B=2))(_start(3)), ValueError, "multiple of the 2 bound images"),
     (lambda: greedy(_model().bind(_images()), _start(), 40), ValueError, "exceeds max_len=40"),
     (lambda: _model().caption(_images(), TOKENIZER, decoding="beam"), TypeError, "decoding must be a function"),
@@ -222,6 +236,19 @@ def test_recipe_follows_the_protocol_and_its_world_is_biased():
     co = w.cooccurrence(w.scenes(3000, "train"), *recipe.bias_pair())
     assert co["p_partner_given_trigger"] > 0.85 > 0.15 > co["p_partner_given_no_trigger"], co
     assert recipe.config().vocab_size == w.tokenizer.vocab_size
+
+
+def test_the_pooled_recipe_changes_only_how_the_image_is_read():
+    import dataclasses
+
+    from vitlib.recipes import captioner_shapes, captioner_shapes_pooled as pooled
+
+    assert pooled.NAME == "captioner-shapes-pooled" and pooled.STEPS == captioner_shapes.STEPS
+    assert pooled.config().image_pool == "mean" and captioner_shapes.config().image_pool == "none"
+    assert dataclasses.replace(pooled.config(), image_pool="none") == captioner_shapes.config()
+    assert pooled.world().bias_pairs == captioner_shapes.world().bias_pairs
+    model, history = pooled.train(steps=2, n_train=64, batch_size=32, eval_every=None, progress=False)
+    assert model.config.image_pool == "mean" and len(history["loss"]) == 2
 
 
 def test_recipe_batches_loss_and_references():

@@ -1,7 +1,8 @@
 """An image captioner: a GPT decoder that cross-attends to an image's tokens, decoding autoregressively (chapter 10,
 seed 004: "a visual encoder + a decoder that cross-attends to the visual features").
 
-    V = (v_1 .. v_S)                 the frozen visual encoder's tokens (B, S, d_image)
+    V = (v_1 .. v_S)                 the frozen visual encoder's tokens (B, S, d_image); with
+                                     image_pool="mean" the one token (1/S) sum_s v_s (B, 1, d_image)
     h_0 = E[y_t] + P[t]                                                  token + learned position embeddings
     h <- h + SA(LN_1 h)              causal self-attention: word t sees words <= t
     h <- h + CA(LN_2 h, V)           cross-attention: queries from the words, keys and values from the image,
@@ -32,13 +33,16 @@ from .decoding import greedy
 from .transformer import ACTIVATIONS, FeedForward
 from .zoo import register_model
 
-__all__ = ["CaptionerConfig", "CaptionerBlock", "Captioner", "BoundCaptioner"]
+__all__ = ["CaptionerConfig", "CaptionerBlock", "CaptionDecoder", "Captioner", "BoundCaptioner", "IMAGE_POOLS"]
+
+IMAGE_POOLS = ("none", "mean")
 
 
 @dataclass
 class CaptionerConfig:
     """Sizes of a captioner. ``d_image``: the width of the image tokens it reads; ``d_ff`` defaults to 4 d_model;
-    ``max_len``: the learned positions (<bos> and <eos> included)."""
+    ``max_len``: the learned positions (<bos> and <eos> included); ``image_pool``: "none" reads every image token,
+    "mean" reads their average, one vector per image, as the first captioners read one CNN feature."""
 
     vocab_size: int
     max_len: int
@@ -50,6 +54,7 @@ class CaptionerConfig:
     dropout: float = 0.0
     activation: str = "gelu"
     norm_eps: float = 1e-5
+    image_pool: str = "none"
 
     def __post_init__(self):
         check_positive_ints(self, ("vocab_size", "max_len", "d_model", "n_heads", "n_layers", "d_image"))
@@ -60,6 +65,7 @@ class CaptionerConfig:
         check_one_of(self.activation, "activation", ACTIVATIONS)
         check_probability(self.dropout, "dropout")
         check_number(self.norm_eps, "norm_eps", 0.0, low_open=True)
+        check_one_of(self.image_pool, "image_pool", IMAGE_POOLS)
 
 
 class CaptionerBlock(nn.Module):
@@ -98,8 +104,40 @@ class CaptionerBlock(nn.Module):
         return (x, kv) if use_cache else x
 
 
+class CaptionDecoder(nn.Module):
+    """What every captioner shares: forward(input_ids (B, T), image, past_kv=None, use_cache=False) -> logits
+    (B, T, V) (and the cache, whose tensors put the batch first), ``check_image(image, batch=None)`` and a config
+    with vocab_size and max_len. ``bind`` and ``caption`` then come for free: ``Captioner`` here, chapter 10's
+    ``vitlib.lstm_captioner.LSTMCaptioner``."""
+
+    def bind(self, image: torch.Tensor) -> BoundCaptioner:
+        """This captioner with ``image`` (B, S, d_image) fixed: what ``vitlib.decoding``'s loops can drive."""
+        return BoundCaptioner(self, image)
+
+    @torch.no_grad()
+    def caption(self, image: torch.Tensor, tokenizer, max_new_tokens: int | None = None, decoding=greedy,
+                **options) -> list[str]:
+        """One caption per image (B, S, d_image), decoded from <bos> until <eos> (at most ``max_new_tokens``, by
+        default max_len - 1) by ``decoding``: ``vitlib.decoding.greedy`` (default), ``sample`` or ``beam_search``
+        (its best sequence), given ``options`` such as ``num_beams=4`` or ``logits_processor=...``."""
+        if not callable(decoding):
+            raise TypeError(f"decoding must be a function such as vitlib.decoding.greedy, got {describe(decoding)}")
+        if not all(hasattr(tokenizer, name) for name in ("bos_id", "eos_id", "decode")):
+            raise TypeError(f"tokenizer must have bos_id, eos_id and decode (a WordTokenizer), got "
+                            f"{describe(tokenizer)}")
+        bound = self.bind(image)
+        max_new_tokens = self.config.max_len - 1 if max_new_tokens is None else max_new_tokens
+        start = torch.full((image.shape[0], 1), tokenizer.bos_id, dtype=torch.long, device=image.device)   # (B, 1)
+        out = decoding(bound, start, max_new_tokens, eos_token_id=tokenizer.eos_id, **options)
+        ids = out[0] if isinstance(out, tuple) else out                       # beam_search: (sequences, scores)
+        texts = []
+        for row in ids[:, 1:].tolist():
+            texts.append(tokenizer.decode(row[:row.index(tokenizer.eos_id)] if tokenizer.eos_id in row else row))
+        return texts
+
+
 @register_model(config_cls=CaptionerConfig)
-class Captioner(nn.Module):
+class Captioner(CaptionDecoder):
     """(input_ids (B, T), image tokens (B, S, d_image)) -> next-token logits (B, T, vocab_size).
 
     The cache (``use_cache=True``) is a tuple with one ((k, v), (K_V, V_V)) per layer: the words' self-attention
@@ -173,6 +211,8 @@ class Captioner(nn.Module):
             if image is None:
                 raise ValueError(f"pass the image tokens ({B}, S, {c.d_image}) that the captions describe")
             self.check_image(image, B)
+            if c.image_pool == "mean":
+                image = image.mean(dim=1, keepdim=True)                        # (B, 1, d_image)
             past_len = 0
         elif image is not None:
             raise ValueError("past_kv already holds the image's keys and values; pass image=None with past_kv")
@@ -191,31 +231,6 @@ class Captioner(nn.Module):
         logits = F.linear(self.norm(x), self.token_emb.weight)                 # tied head: (B, T, V)
         return (logits, tuple(cache)) if use_cache else logits
 
-    def bind(self, image: torch.Tensor) -> BoundCaptioner:
-        """This captioner with ``image`` (B, S, d_image) fixed: what ``vitlib.decoding``'s loops can drive."""
-        return BoundCaptioner(self, image)
-
-    @torch.no_grad()
-    def caption(self, image: torch.Tensor, tokenizer, max_new_tokens: int | None = None, decoding=greedy,
-                **options) -> list[str]:
-        """One caption per image (B, S, d_image), decoded from <bos> until <eos> (at most ``max_new_tokens``, by
-        default max_len - 1) by ``decoding``: ``vitlib.decoding.greedy`` (default), ``sample`` or ``beam_search``
-        (its best sequence), given ``options`` such as ``num_beams=4`` or ``logits_processor=...``."""
-        if not callable(decoding):
-            raise TypeError(f"decoding must be a function such as vitlib.decoding.greedy, got {describe(decoding)}")
-        if not all(hasattr(tokenizer, name) for name in ("bos_id", "eos_id", "decode")):
-            raise TypeError(f"tokenizer must have bos_id, eos_id and decode (a WordTokenizer), got "
-                            f"{describe(tokenizer)}")
-        bound = self.bind(image)
-        max_new_tokens = self.config.max_len - 1 if max_new_tokens is None else max_new_tokens
-        start = torch.full((image.shape[0], 1), tokenizer.bos_id, dtype=torch.long, device=image.device)   # (B, 1)
-        out = decoding(bound, start, max_new_tokens, eos_token_id=tokenizer.eos_id, **options)
-        ids = out[0] if isinstance(out, tuple) else out                       # beam_search: (sequences, scores)
-        texts = []
-        for row in ids[:, 1:].tolist():
-            texts.append(tokenizer.decode(row[:row.index(tokenizer.eos_id)] if tokenizer.eos_id in row else row))
-        return texts
-
 
 class BoundCaptioner(nn.Module):
     """A captioner with its images fixed: forward(input_ids, past_kv=None, use_cache=False) -> logits (and cache),
@@ -226,10 +241,11 @@ class BoundCaptioner(nn.Module):
     steps read the image's keys and values from the cache, whose rows beam search reorders with the default
     ``index_select`` on dim 0; a beam only ever inherits from a beam of its own image, so the rows stay right."""
 
-    def __init__(self, captioner: Captioner, image: torch.Tensor):
+    def __init__(self, captioner: CaptionDecoder, image: torch.Tensor):
         super().__init__()
-        if not isinstance(captioner, Captioner):
-            raise TypeError(f"captioner must be a Captioner, got {describe(captioner)}")
+        if not isinstance(captioner, CaptionDecoder):
+            raise TypeError(f"captioner must be a CaptionDecoder (a Captioner, an LSTMCaptioner), got "
+                            f"{describe(captioner)}")
         captioner.check_image(image)
         self.captioner, self.image, self.config = captioner, image, captioner.config
         self.training = captioner.training   # decoding restores this flag afterwards: the captioner's own

@@ -56,7 +56,8 @@ def _tensor_mismatch(got: torch.Tensor, expected: torch.Tensor, rtol: float, ato
         g, e = g.to(wide), e.to(wide)
         if torch.allclose(g, e, rtol=rtol, atol=atol, equal_nan=True):
             return None
-        diff = (g - e).abs().nan_to_num(nan=math.inf)
+        same = (g == e) | (g.isnan() & e.isnan())   # equal infinities and NaNs differ by nothing, not by NaN
+        diff = torch.where(same, 0.0, (g - e).abs()).nan_to_num(nan=math.inf, posinf=math.inf)
         where = tuple(int(i) for i in np.unravel_index(int(diff.argmax()), diff.shape))
         return f"values differ: largest difference {diff.max().item():.3g} at index {where}"
     if torch.equal(g, e):

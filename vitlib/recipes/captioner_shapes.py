@@ -34,6 +34,7 @@ from ..constants import IGNORE_INDEX
 from ..data import ShapesWorld, to_tensor
 from ..decoding import sample
 from ..lm import collate
+from ..lstm_captioner import LSTMCaptioner, LSTMCaptionerConfig
 from ..metrics import accuracy_with_interval, bleu, chair, chair_details, parse_rate
 from ..train import param_groups, train as run_training, warmup_cosine
 from ..utils import count_parameters, seed_everything, to_device
@@ -116,10 +117,10 @@ def caption_loss(model: Captioner, batch: dict) -> torch.Tensor:
 
 
 def train(steps: int = STEPS, seed: int = 0, device="cpu", progress: bool = True, n_train: int = N_TRAIN,
-          batch_size: int = BATCH_SIZE, lr: float = LR, cfg: CaptionerConfig | None = None,
+          batch_size: int = BATCH_SIZE, lr: float = LR, cfg: CaptionerConfig | LSTMCaptionerConfig | None = None,
           eval_every: int | None = EVAL_EVERY):
-    """Train the captioner; return (model, history): the loss of every step, the validation loss every
-    ``eval_every`` steps (on N_VAL scenes with fixed captions)."""
+    """Train the captioner (an ``LSTMCaptioner`` when ``cfg`` is its config); return (model, history): the loss of
+    every step, the validation loss every ``eval_every`` steps (on N_VAL scenes with fixed captions)."""
     generator = seed_everything(seed)
     scenes, tokens = scene_tokens("train", n_train)
     co = world().cooccurrence(scenes, *bias_pair())
@@ -128,7 +129,8 @@ def train(steps: int = STEPS, seed: int = 0, device="cpu", progress: bool = True
     val_scenes, val_tokens = scene_tokens("val", N_VAL)
     val = to_device({**encode_captions([world().caption(s, random.Random(i)) for i, s in enumerate(val_scenes)]),
                      "image": val_tokens}, device)
-    model = Captioner(config() if cfg is None else cfg).to(device)
+    cfg = config() if cfg is None else cfg
+    model = (LSTMCaptioner if isinstance(cfg, LSTMCaptionerConfig) else Captioner)(cfg).to(device)
     optimizer = torch.optim.AdamW(param_groups(model, WEIGHT_DECAY), lr=lr)
     history = run_training(model, batches(scenes, tokens, batch_size, generator, random.Random(seed)),
                            caption_loss, optimizer, steps=steps, scheduler=warmup_cosine(optimizer, steps, WARMUP),
