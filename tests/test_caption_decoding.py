@@ -45,6 +45,7 @@ def test_every_strategy_gives_one_caption_per_image(captioner, test_split):
     drawn = cd.run_strategy("top_p", captioner, tokens.repeat_interleave(8, 0), renders.repeat_interleave(8, 0))
     pool = [[out["greedy"][i], out["beam"][i], *drawn[8 * i:8 * i + 8]] for i in range(6)]
     assert out["clip_rerank"] == clip_rerank(cd.course_models()[0], TOK, renders, pool)[0]
+    assert out["negclip_rerank"] == clip_rerank(cd.course_models()[2], TOK, renders, pool)[0], "NegCLIP guides"
 
 
 def test_vcd_without_contrast_is_greedy(captioner, test_split):
@@ -124,8 +125,8 @@ def test_the_whole_table_on_a_few_scenes(captioner):
         assert len(val[name]["grid"]) == 2
         assert val[name]["chosen"] == cd.select(val[name]["grid"], val["greedy"]["bleu"])["settings"]
         assert table[name]["settings"] == val[name]["chosen"], "the test set runs the validation's choice"
-    assert set(table) == set(cd.STRATEGIES) and set(out["target"]) == {"clip_rerank", "magic", "vcd"}
-    for name in ("top_p", "clip_rerank", "vcd"):
+    assert set(table) == set(cd.STRATEGIES) and set(out["target"]) == set(cd.GUIDED)
+    for name in ("top_p", "clip_rerank", "negclip_rerank", "vcd"):
         assert [r["partner_given_trigger_only"]["n"] for r in table[name]["runs"]] == [5, 5], name
         assert set(table[name]["mean"]) == {*cd.METRICS, "seconds", "partner_given_trigger_only"}
     assert table["greedy"]["partner_given_trigger_only"]["n"] == 5 and table["beam"]["seconds"] > 0
@@ -198,7 +199,7 @@ def test_shipped_table():
     for name in cd.GRIDS:
         assert val[name]["chosen"] == cd.select(val[name]["grid"], val["greedy"]["bleu"])["settings"], name
         assert table[name]["settings"] == val[name]["chosen"]
-    for name in ("top_p", "clip_rerank", "vcd"):
+    for name in ("top_p", "clip_rerank", "negclip_rerank", "vcd"):
         assert len(table[name]["runs"]) == len(settings["seeds"]), name
         runs = [r["chair_i"] for r in table[name]["runs"]]
         assert abs(table[name]["mean"]["chair_i"] - sum(runs) / len(runs)) < 1e-9, name

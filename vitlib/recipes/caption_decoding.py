@@ -1,12 +1,13 @@
 """Recipe for chapter 10's decoding table: one captioner ("captioner-shapes-pooled", trained on the biased world where
 a blue square follows a red circle, reading the mean of the CLIP's patch tokens), every decoding strategy of the
 chapter, the same test scenes. The captioner that reads all 9 tokens ("captioner-shapes") names an absent object in
-about 1 caption of 2000 (CHAIR_i 0.0005): too few to cut; the pooled one hallucinates, which is what decoding can fix.
+about 1 mention in 700 (CHAIR_i 0.0014): too few to cut; the pooled one hallucinates, which is what decoding can fix.
 
     greedy       y_t = argmax_v p(v | y_<t, V)                       V: the frozen CLIP's patch tokens of image I
     beam         the best of 4 beams by sum_t log p(y_t | y_<t, V) / |y|^1             (length_penalty 1)
     top_p        y_t ~ p(. | y_<t, V) cut to its nucleus of mass 0.9, temperature 1, over SEEDS (mean +- sd)
-    clip_rerank  c* = argmax_c cos(E_I(I), E_T(c)), c in {greedy, beam, 8 top-p samples}
+    clip_rerank  c* = argmax_c cos(E_I(I), E_T(c)), c in {greedy, beam, 8 top-p samples}, E: clip-shapes
+    negclip_rerank   the same with chapter 05's clip-shapes-negclip, trained with attribute-swap negatives
     magic        zero-shot: the text-only gpt-shapes steered by clip-shapes (vitlib.guided_decoding.magic_search)
     vcd          l_cd = (1 + a) l(y | V) - a l(y | V') cut to p(y | V) >= 0.1 max p, greedy on l_cd,
                  V' = the CLIP tokens of distort(I, noise_step): the captioner reads patch tokens, not pixels
@@ -22,7 +23,7 @@ The issue's target, printed and stored, not tuned for: a CLIP- or image-guided s
 relative to greedy at a BLEU cost of at most 2 points. Measured on one core of a shared 2-core CPU (a 200-step
 captioner standing in): per caption about 1 ms greedy, 5 ms beam, 2 ms top-p, 2 ms VCD, 6-20 ms MAGIC (k = 5-8),
 22 ms re-ranking; at the default sizes (500 validation, 1000 + 150 test scenes, 3 seeds) about 2.5 minutes for
-the validation grid and 2 for the table.
+the validation grid and 3 for the table.
 
     python -m vitlib.recipes.caption_decoding --save     # writes data/results/caption-decoding.json
 """
@@ -52,6 +53,7 @@ from ..vqa import image_tokens
 NAME = "caption-decoding"
 CAPTIONER = captioner_shapes_pooled.NAME
 LM_NAME = "gpt-shapes"
+NEGCLIP_NAME = "clip-shapes-negclip"
 N_TEST, N_VAL, N_TRIGGER, N_CHECK = captioner_shapes.N_TEST, captioner_shapes.N_VAL, captioner_shapes.N_TRIGGER, 40
 SEEDS = (0, 1, 2)
 BATCH = 250                 # images decoded at once
@@ -62,10 +64,12 @@ DEFAULTS = {                # each strategy's settings; a setting not named here
     "beam": {"num_beams": 4, "length_penalty": 1.0},
     "top_p": {"top_p": 0.9, "temperature": 1.0, "seed": 0},
     "clip_rerank": {"n_samples": 8, "seed": 0},
+    "negclip_rerank": {"n_samples": 8, "seed": 0},
     "magic": {"k": 5, "alpha": 0.1, "beta": 2.0},
     "vcd": {"a": 1.0, "beta": 0.1, "noise_step": 500, "seed": 0},
 }
 STRATEGIES = tuple(DEFAULTS)
+GUIDED = ("clip_rerank", "negclip_rerank", "magic", "vcd")   # the strategies the target is about
 GRIDS = {"magic": {"k": (5, 8), "alpha": (0.1, 0.3), "beta": (1.0, 2.0, 4.0)},
          "vcd": {"a": (0.5, 1.0, 2.0), "noise_step": (500, 900)}}
 METRICS = ("bleu", "clip_score", "chair_i", "chair_s", "parse_rate")
@@ -73,8 +77,9 @@ METRICS = ("bleu", "clip_score", "chair_i", "chair_s", "parse_rate")
 
 @functools.lru_cache(maxsize=1)
 def course_models():
-    """(clip-shapes, gpt-shapes) from the zoo, frozen: the CLIP that grades and guides, MAGIC's text-only LM."""
-    return tuple(zoo.load(n).requires_grad_(False).eval() for n in (captioner_shapes.CLIP_NAME, LM_NAME))
+    """(clip-shapes, gpt-shapes, clip-shapes-negclip) from the zoo, frozen: the CLIP that grades and guides (and
+    whose tokens the captioner reads), MAGIC's text-only LM, and the NegCLIP that guides negclip_rerank."""
+    return tuple(zoo.load(n).requires_grad_(False).eval() for n in (captioner_shapes.CLIP_NAME, LM_NAME, NEGCLIP_NAME))
 
 
 def split_data(split: str, n: int) -> tuple[list, torch.Tensor, torch.Tensor]:
@@ -145,7 +150,8 @@ def run_strategy(name: str, captioner: Captioner, tokens: torch.Tensor, renders:
                  **settings) -> list[str]:
     """One caption per image by strategy ``name`` (STRATEGIES) with ``settings`` over DEFAULTS[name]. tokens
     (N, 9, 64): the images' CLIP patch tokens, what the captioner reads; renders (N, 3, 24, 24) in [0, 1]: what
-    CLIP reads (re-ranking, MAGIC, VCD's distortion). clip, lm default to clip-shapes and gpt-shapes. MAGIC reads
+    CLIP reads (re-ranking, MAGIC, VCD's distortion). clip, lm default to clip-shapes (clip-shapes-negclip for
+    negclip_rerank) and gpt-shapes. MAGIC reads
     neither tokens nor captioner: it is zero-shot. No strategy sees a scene, so none can peek at the answer."""
     check_one_of(name, "strategy", STRATEGIES)
     unknown = sorted(set(settings) - set(DEFAULTS[name]))
@@ -153,14 +159,15 @@ def run_strategy(name: str, captioner: Captioner, tokens: torch.Tensor, renders:
         raise ValueError(f"unknown settings {unknown} for {name}; allowed: {', '.join(DEFAULTS[name]) or 'none'}")
     _check_inputs(captioner, tokens, renders)
     s = DEFAULTS[name] | settings
-    clip = course_models()[0] if clip is None and name in ("clip_rerank", "magic", "vcd") else clip
+    if clip is None and name in GUIDED:
+        clip = course_models()[2 if name == "negclip_rerank" else 0]
     if name == "greedy":
         return captioner_shapes.captions(captioner, tokens, max_new_tokens=MAX_NEW_TOKENS)
     if name == "beam":
         return captioner_shapes.captions(captioner, tokens, decoding=beam_search, max_new_tokens=MAX_NEW_TOKENS, **s)
     if name == "top_p":
         return _top_p(captioner, tokens, **s)
-    if name == "clip_rerank":
+    if name in ("clip_rerank", "negclip_rerank"):
         return _clip_rerank(captioner, tokens, renders, clip, **s)
     if name == "magic":
         return _magic(renders, clip, course_models()[1] if lm is None else lm, **s)
@@ -246,7 +253,7 @@ def mean_sd(runs: list[dict]) -> dict:
 def target(test: dict) -> dict:
     """Per guided strategy: CHAIR_i's cut relative to greedy, BLEU's cost in points, and whether the target holds."""
     g, out = test["greedy"], {}
-    for name in ("clip_rerank", "magic", "vcd"):
+    for name in GUIDED:
         row = test[name]
         cut = None if None in (row["chair_i"], g["chair_i"]) or not g["chair_i"] else 1 - row["chair_i"] / g["chair_i"]
         cost = g["bleu"] - row["bleu"]
@@ -292,7 +299,7 @@ def run(captioner: Captioner, n_test: int = N_TEST, n_val: int = N_VAL, n_trigge
         else:
             table[name] = {**evaluate(name, captioner, test, trigger, **settings), "settings": settings}
         row = table[name].get("mean", table[name])
-        print(f"{name:12s}" + " ".join(f"{k} {row[k]:.3f}" for k in METRICS if row[k] is not None)
+        print(f"{name:15s}" + " ".join(f"{k} {row[k]:.3f}" for k in METRICS if row[k] is not None)
               + f" {row['seconds']:.1f} s")
     return {"validation": chosen, "test": table, "target": target({k: v.get("mean", v) for k, v in table.items()})}
 

@@ -13,7 +13,8 @@ Evaluation on the test split: greedy captions against N_REFERENCES references pe
 nearest-neighbour baseline (the caption of the training scene whose patch tokens are closest), CHAIR_i and CHAIR_s,
 the parse rate, and the hallucination the chapter is about: on test scenes that hold a red circle but no blue
 square, how often the caption mentions a blue square (greedy and sampled), beside the same rate on scenes that hold
-neither. Measured on one CPU core (2-core machine, shared): about 130 ms a step, 11-12 minutes in all.
+neither. Measured on one CPU core (2-core machine, shared): training 589 s (about 120 ms a step), 10-11 minutes
+in all.
 
     python -m vitlib.recipes.captioner_shapes --save    # one CPU core, writes data/zoo/captioner-shapes.*
 """
@@ -121,7 +122,6 @@ def train(steps: int = STEPS, seed: int = 0, device="cpu", progress: bool = True
           eval_every: int | None = EVAL_EVERY):
     """Train the captioner (an ``LSTMCaptioner`` when ``cfg`` is its config); return (model, history): the loss of
     every step, the validation loss every ``eval_every`` steps (on N_VAL scenes with fixed captions)."""
-    generator = seed_everything(seed)
     scenes, tokens = scene_tokens("train", n_train)
     co = world().cooccurrence(scenes, *bias_pair())
     print(f"train scenes: P(blue square | red circle) = {co['p_partner_given_trigger']:.3f} over "
@@ -130,6 +130,7 @@ def train(steps: int = STEPS, seed: int = 0, device="cpu", progress: bool = True
     val = to_device({**encode_captions([world().caption(s, random.Random(i)) for i, s in enumerate(val_scenes)]),
                      "image": val_tokens}, device)
     cfg = config() if cfg is None else cfg
+    generator = seed_everything(seed)   # after the data: building it the first time (loading CLIP) draws numbers
     model = (LSTMCaptioner if isinstance(cfg, LSTMCaptionerConfig) else Captioner)(cfg).to(device)
     optimizer = torch.optim.AdamW(param_groups(model, WEIGHT_DECAY), lr=lr)
     history = run_training(model, batches(scenes, tokens, batch_size, generator, random.Random(seed)),
