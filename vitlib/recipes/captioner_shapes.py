@@ -124,8 +124,8 @@ def train(steps: int = STEPS, seed: int = 0, device="cpu", progress: bool = True
     every step, the validation loss every ``eval_every`` steps (on N_VAL scenes with fixed captions)."""
     scenes, tokens = scene_tokens("train", n_train)
     co = world().cooccurrence(scenes, *bias_pair())
-    print(f"train scenes: P(blue square | red circle) = {co['p_partner_given_trigger']:.3f} over "
-          f"{co['n_trigger']} scenes, P(blue square | no red circle) = {co['p_partner_given_no_trigger']:.3f}")
+    print(f"training scenes: P(partner | trigger) = {co['p_partner_given_trigger']:.3f} over {co['n_trigger']}, "
+          f"P(partner | no trigger) = {co['p_partner_given_no_trigger']:.3f}")
     val_scenes, val_tokens = scene_tokens("val", N_VAL)
     val = to_device({**encode_captions([world().caption(s, random.Random(i)) for i, s in enumerate(val_scenes)]),
                      "image": val_tokens}, device)
