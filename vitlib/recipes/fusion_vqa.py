@@ -12,7 +12,6 @@ every question); ``vqa_shapes.OPERATOR`` is the first, and its seed-0 run is the
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 
 import torch
@@ -39,13 +38,7 @@ def run_one(operator: str, seed: int, steps: int = vqa_shapes.STEPS) -> dict:
 
 def summary(runs: list[dict], split: str = "test") -> dict[str, dict[str, tuple[float, float]]]:
     """{operator: {question type: (mean, standard deviation over seeds)}} of the accuracies of ``split``."""
-    out: dict[str, dict[str, tuple[float, float]]] = {}
-    for op in dict.fromkeys(r["operator"] for r in runs):
-        mine = [r[split] for r in runs if r["operator"] == op]
-        out[op] = {t: (statistics.mean(m[t]["accuracy"] for m in mine),
-                       statistics.stdev(m[t]["accuracy"] for m in mine) if len(mine) > 1 else 0.0)
-                   for t in mine[0]}
-    return out
+    return results_json.accuracy_summary(runs, "operator", split)
 
 
 def ranking(runs: list[dict]) -> list[str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import statistics
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -57,3 +58,16 @@ def run_all(fn: Callable, jobs: list[dict], workers: int = 1) -> list:
         return [_one_thread((fn, job)) for job in jobs]
     with multiprocessing.get_context("spawn").Pool(workers) as pool:
         return pool.map(_one_thread, [(fn, job) for job in jobs], chunksize=1)
+
+
+def accuracy_summary(runs: list[dict], key: str, split: str) -> dict[str, dict[str, tuple[float, float]]]:
+    """{each run's ``key`` (the operator, the variant): {question type: (mean, standard deviation over its seeds)}}
+    of the accuracies in each run's ``split`` record (``vqa.accuracy_by_type``'s form); sd 0.0 for one seed."""
+    out: dict[str, dict[str, tuple[float, float]]] = {}
+    for name in dict.fromkeys(r[key] for r in runs):
+        mine = [r[split] for r in runs if r[key] == name]
+        out[name] = {t: (statistics.mean(m[t]["accuracy"] for m in mine),
+                         statistics.stdev(m[t]["accuracy"] for m in mine) if len(mine) > 1 else 0.0)
+                     for t in mine[0]}
+    return out
+
