@@ -6,7 +6,8 @@
     stage 1  feature alignment: the projector alone, on caption chats ("<image> describe the image." -> a caption),
              STAGE1_STEPS steps
     stage 2  instruction tuning: projector and LM, on ``instruct.instruction_mix`` (short answers by question type,
-             detailed descriptions, multi-turn conversations), STEPS steps; the loss only on the assistant's words
+             detailed descriptions, multi-turn conversations, in the proportions WEIGHTS), STEPS steps; the loss
+             only on the assistant's words
     L = -(1/N) sum over the answer tokens and their <eos> of log p(y_(t+1) | y_<=t, image)
     AdamW, warm-up then cosine decay per stage, batches of BATCH_SIZE chats
 
@@ -44,9 +45,10 @@ NAME = "vlm-shapes"
 CLIP_NAME, LM_NAME = "clip-shapes", "gpt-shapes"
 BIAS = 0.9
 MAX_LEN = 96
-STAGE1_STEPS, STEPS = 1000, 4000
+STAGE1_STEPS, STEPS = 1000, 8000
 BATCH_SIZE = 64
-LR1, LR2, WARMUP, WEIGHT_DECAY = 2e-3, 1e-3, 100, 0.01
+LR1, LR2, WARMUP, WEIGHT_DECAY = 2e-3, 3e-3, 100, 0.01
+WEIGHTS = {"short": 0.7, "detailed": 0.1, "conversation": 0.2}   # the instruction mix: more short answers
 N_TRAIN, N_VAL, N_TEST, N_HELDOUT = 20000, 300, 500, 300
 DESCRIBE = "describe the image."
 VCD_A, VCD_STEP = 1.0, 500
@@ -106,7 +108,7 @@ def batches(stage: int, scenes: list, images: torch.Tensor, n_image_tokens: int,
     while True:
         draw = seed * 1_000_003 + epoch
         chats = (list(enumerate(caption_chats(w, scenes, draw))) if stage == 1 else
-                 [(i, turns) for i, _, turns in instruction_mix(w, scenes, draw)])
+                 [(i, turns) for i, _, turns in instruction_mix(w, scenes, draw, WEIGHTS)])
         order = torch.randperm(len(chats), generator=generator)
         for rows in order[:len(order) - len(order) % batch_size].split(batch_size):
             picked = [chats[r] for r in rows.tolist()]
