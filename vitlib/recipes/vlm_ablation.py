@@ -10,7 +10,7 @@ schedules), differing from the full recipe in one thing:
     pooled       one image token, the mean of the 9 patch tokens (chapter 07's pooled operators)
 
 Each run records accuracy by question type on N_VAL validation scenes (what a reader may choose by) and N_TEST
-test scenes, the parameters that train, and the CPU time (one thread). About 4 minutes a run on one core.
+test scenes, the parameters that train, and the CPU time (one thread). About 3 minutes a run on one core.
 
     python -m vitlib.recipes.vlm_ablation --save --workers 2     # writes data/results/vlm-ablation.json
 """
@@ -27,7 +27,7 @@ from . import results_json, vlm_shapes
 
 NAME = "vlm-ablation"
 SEEDS = (0, 1, 2)
-STAGE1_STEPS, STEPS = 200, 800
+STAGE1_STEPS, STEPS = 150, 600
 N_VAL, N_TEST = 200, 300
 VARIANTS = {
     "full": {},
