@@ -34,7 +34,7 @@ def test_report_prints_and_saves_only_when_asked(tmp_path, monkeypatch, capsys):
 
 RECIPES = ["gpt_shapes", "clip_shapes", "classifier_shapes", "vlp_shapes", "shapes_judge", "t2i_l2_baseline",
            "autoencoder_shapes", "t2i_shapes", "t2i_shapes_latent", "vqa_shapes",
-           "captioner_shapes", "captioner_shapes_pooled"]
+           "captioner_shapes", "captioner_shapes_pooled", "vlm_shapes"]
 
 
 @pytest.mark.parametrize("name", RECIPES)
