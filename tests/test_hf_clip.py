@@ -43,7 +43,8 @@ def assert_same(model, hf, images, ids, mask, atol=1e-5):
                                    model.encode_text(ids, mask), atol=atol, rtol=0)
         out = hf(input_ids=ids, attention_mask=mask, pixel_values=images, return_loss=True)
         torch.testing.assert_close(out.logits_per_image, model(images, ids, mask), atol=atol * 100, rtol=0)
-        torch.testing.assert_close(out.loss, model.loss(images, ids, mask), atol=atol, rtol=0)
+        # the loss is near 50, where one float32 step is 4e-6: how sums round differs between CPUs
+        torch.testing.assert_close(out.loss, model.loss(images, ids, mask), atol=atol, rtol=1e-6)
 
 
 CONFIGS = [dict(), dict(vision_layers=2, text_layers=1, vision_heads=2), dict(image_size=32, patch_size=8),

@@ -25,6 +25,7 @@ MAPS = {"layer 1": torch.rand(2, 4, 4, generator=torch.Generator().manual_seed(1
 def shown(monkeypatch):
     """The figures the panel displays in its Output, in order."""
     figures = []
+    plt.close("all")  # another test in this worker may have left one open
     monkeypatch.setattr(IPython.display, "display", figures.append)
     yield figures
     plt.close("all")
