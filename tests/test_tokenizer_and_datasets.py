@@ -119,7 +119,7 @@ def test_dataset_bad_input(world):
         ImageCaptionDataset(world, 0)
     with pytest.raises(TypeError, match="expected a ShapesWorld"):
         ImageCaptionDataset("world", 4)
-    with pytest.raises(ValueError, match="role must be"):
+    with pytest.raises(ValueError, match="unknown role 'system'"):
         chat_ids(world.tokenizer, [{"role": "system", "content": "hi"}])
 
 

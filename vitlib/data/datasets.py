@@ -114,30 +114,17 @@ class VQADataset(_WorldDataset):
 
 
 def chat_ids(tokenizer, turns: list[dict[str, str]]) -> tuple[list[int], list[int]]:
-    """Render a conversation as ids and labels: ``<bos> user : ... assistant : ... <eos> user : ...``.
+    """Render a conversation as ids and labels: ``<bos> user : <image> ... assistant : ... <eos> user : ...``.
 
     Labels copy the ids on the assistant's words and the <eos> closing each answer, and are IGNORE_INDEX elsewhere,
-    so a language model is trained only on what the assistant says (chapter 11)."""
+    so a language model is trained only on what the assistant says: ``vitlib.instruct.encode_chat`` (chapter 11,
+    which checks the turns) with one id for the image."""
+    from ..instruct import encode_chat   # instruct builds on this package, so it is imported when first needed
+
     if not isinstance(tokenizer, WordTokenizer):
         raise TypeError(f"expected a WordTokenizer, got {type(tokenizer).__name__}")
-    if not isinstance(turns, (list, tuple)) or not turns:
-        raise ValueError(f"turns must be a non-empty list of {{'role': ..., 'content': ...}} dicts, got {turns!r:.80}")
-    for turn in turns:
-        if not (isinstance(turn, dict) and isinstance(turn.get("role"), str) and isinstance(turn.get("content"), str)):
-            raise ValueError(f"each turn must be a dict with str 'role' and 'content', got {turn!r:.80}")
-    ids, labels = [tokenizer.bos_id], [IGNORE_INDEX]
-    for turn in turns:
-        if turn["role"] not in ("user", "assistant"):
-            raise ValueError(f"turn role must be 'user' or 'assistant', got {turn['role']!r}")
-        head = tokenizer.encode(f"{turn['role']}:")
-        body = tokenizer.encode(turn["content"])
-        ids += head + body
-        if turn["role"] == "assistant":
-            ids.append(tokenizer.eos_id)
-            labels += [IGNORE_INDEX] * len(head) + body + [tokenizer.eos_id]
-        else:
-            labels += [IGNORE_INDEX] * (len(head) + len(body))
-    return ids, labels
+    encoded = encode_chat(turns, tokenizer, n_image_tokens=1)
+    return encoded["input_ids"].tolist(), encoded["labels"].tolist()
 
 
 class ConversationDataset(_WorldDataset):
