@@ -9,6 +9,7 @@ from vitlib import zoo
 from vitlib.captioner import BoundCaptioner, Captioner, CaptionerConfig
 from vitlib.data import WordTokenizer
 from vitlib.decoding import beam_search, greedy, sample
+from tiny_models import spread
 
 V, S, D_IMAGE = 23, 5, 12
 TOKENIZER = WordTokenizer(list("abcdefghijklmnopqr"))   # 18 words + 5 special tokens = V ids; <bos> 1, <eos> 3
@@ -23,9 +24,7 @@ def _config(**overrides) -> CaptionerConfig:
 def _model(seed=0, **overrides) -> Captioner:
     torch.manual_seed(seed)
     model = Captioner(_config(**overrides)).eval()
-    with torch.no_grad():   # spread the weights, so that the outputs depend visibly on the words and the image
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.1)
+    spread(model)
     return model
 
 

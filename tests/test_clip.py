@@ -12,6 +12,7 @@ from vitlib.clip import CLIP, CLIPConfig, encode_texts, search_images, zero_shot
 from vitlib.constants import LOGIT_SCALE_INIT, LOGIT_SCALE_MAX
 from vitlib.contrastive import clip_loss, siglip_loss, similarity
 from vitlib.data import ShapesWorld, to_tensor
+from tiny_models import spread
 
 TOK = ShapesWorld().tokenizer
 TINY = dict(embed_dim=16, vision_width=32, vision_heads=2, text_width=32, text_heads=2, text_layers=2, max_len=24)
@@ -20,9 +21,7 @@ TINY = dict(embed_dim=16, vision_width=32, vision_heads=2, text_width=32, text_h
 def tiny_clip(seed: int = 0, **overrides) -> CLIP:
     torch.manual_seed(seed)
     model = CLIP(CLIPConfig(**(TINY | overrides))).eval()
-    with torch.no_grad():  # larger, non-zero weights everywhere, so that every part matters
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.1)
+    spread(model)
     return model
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tiny_models import tiny_gpt
+from tiny_models import spread, tiny_gpt
 from vitlib import zoo
 from vitlib.captioner import Captioner, CaptionerConfig
 from vitlib.clip import CLIP, CLIPConfig, score_pairs
@@ -25,9 +25,7 @@ def tiny_clip(seed: int = 0) -> CLIP:
     """A random CLIP over the course vocabulary (as tests/test_clip.py builds one): 24x24 images, texts <= 24."""
     torch.manual_seed(seed)
     model = CLIP(CLIPConfig(embed_dim=16, vision_width=32, vision_heads=2, text_width=32, text_heads=2, max_len=24))
-    with torch.no_grad():   # larger weights everywhere, so that every image and word moves the similarity
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.1)
+    spread(model)
     return model.eval()
 
 

@@ -9,6 +9,7 @@ from vitlib.data import ShapesWorld
 from vitlib.hf import from_hf_vit, to_hf_gpt2
 from vitlib.transformer import GPT, GPTConfig
 from vitlib.vision import ViT, ViTConfig
+from tiny_models import spread
 
 pytest.importorskip("transformers")
 TOK = ShapesWorld().tokenizer
@@ -19,9 +20,7 @@ def random_gpt(seed: int, **overrides) -> GPT:
     torch.manual_seed(seed)
     cfg = dict(vocab_size=TOK.vocab_size, d_model=32, n_layers=2, n_heads=4, max_len=48) | overrides
     model = GPT(GPTConfig(**cfg)).eval()
-    with torch.no_grad():  # larger, non-zero weights everywhere (biases and norms included)
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.1)
+    spread(model)
     return model
 
 

@@ -7,6 +7,7 @@ from vitlib import zoo
 from vitlib.clip import CLIP, CLIPConfig
 from vitlib.data import ShapesWorld, to_tensor
 from vitlib.hf import to_hf_clip
+from tiny_models import spread
 
 pytest.importorskip("transformers")
 WORLD = ShapesWorld(image_size=24)
@@ -17,9 +18,7 @@ def random_clip(seed: int, **overrides) -> CLIP:
     torch.manual_seed(seed)
     cfg = dict(embed_dim=24, vision_width=32, vision_heads=4, text_width=32, text_heads=4, max_len=40) | overrides
     model = CLIP(CLIPConfig(**cfg)).eval()
-    with torch.no_grad():  # larger, non-zero weights everywhere (biases and norms included)
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.1)
+    spread(model)
     return model
 
 

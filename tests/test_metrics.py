@@ -15,6 +15,7 @@ from vitlib.data import Obj, Scene, ShapesWorld, language, to_tensor
 from vitlib.lm import cross_entropy
 from vitlib.metrics import (accuracy_with_interval, bleu, chair, chair_details, clip_score, parse_rate, perplexity,
                             recall_at_k, rerank, wilson_interval)
+from tiny_models import spread
 
 
 def test_wilson_interval_known_values():
@@ -155,9 +156,7 @@ def tiny_clip():
     torch.manual_seed(0)
     model = CLIP(CLIPConfig(embed_dim=16, vision_width=16, vision_heads=2, text_width=16, text_heads=2, text_layers=1,
                             max_len=24)).eval()
-    with torch.no_grad():   # larger weights than the initialisation's, so that the cosines spread
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.1)
+    spread(model)
     return model
 
 

@@ -17,6 +17,7 @@ from vitlib.instruct import collate_chats, encode_chat, prompt_ids
 from vitlib.transformer import GPT, GPTConfig
 from vitlib.vlm import VLM, VLMConfig, answer, chat, next_token_loss, select_features, splice
 from vitlib.data.language import tokenizer as shapes_tokenizer
+from tiny_models import spread
 
 TOKENIZER = shapes_tokenizer()
 V, IMAGE = TOKENIZER.vocab_size, TOKENIZER.image_id   # 80 ids; <image> = 4
@@ -30,9 +31,7 @@ def _config(**overrides) -> VLMConfig:
 def _model(seed=0, **overrides) -> VLM:
     torch.manual_seed(seed)
     model = VLM(_config(**overrides)).eval()
-    with torch.no_grad():   # spread the weights, so that the outputs depend visibly on the words and the image
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.1)
+    spread(model)
     return model
 
 

@@ -13,6 +13,7 @@ if not hasattr(transformers, "LlavaForConditionalGeneration"):
 from vitlib.constants import IGNORE_INDEX  # noqa: E402
 from vitlib.fusion import Projector  # noqa: E402
 from vitlib.vlm import next_token_loss, select_features, splice  # noqa: E402
+from tiny_models import spread  # noqa: E402
 
 IMAGE_ID, V, D_TEXT, WIDTH, S = 4, 40, 32, 32, 9   # 24x24 images in 8x8 patches: S = 9 patches + a class token
 ATOL = 1e-5
@@ -30,9 +31,7 @@ def _llava(layer: int, strategy: str):
                                       image_seq_length=n_image, projector_hidden_act="gelu",
                                       vision_feature_layer=layer, vision_feature_select_strategy=strategy)
     model = transformers.LlavaForConditionalGeneration(config).eval()
-    with torch.no_grad():   # spread the weights, so that every piece changes the result visibly
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
+    spread(model, 0.05)
     return model, n_image
 
 
@@ -89,9 +88,7 @@ def test_vlm_feeds_its_language_model_what_llava_feeds_its_own():
 
     torch.manual_seed(0)
     clip = CLIP(CLIPConfig(vocab_size=V, vision_width=WIDTH, vision_layers=2, vision_heads=4)).eval()
-    with torch.no_grad():
-        for p in clip.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
+    spread(clip, 0.05)
     hf_vision = to_hf_clip(clip).vision_model
     # -3: the embeddings z_0 (transformers would read vision_feature_layer=0 as output_hidden_states=False)
     for layer, select in ((-2, "patch"), (-1, "full"), (-3, "patch")):
