@@ -8,8 +8,9 @@
     p(w_(t+1) | w_<=t, I) = GPT(x)_t,    L = mean over t with y_(t+1) != IGNORE_INDEX of -log p(y_(t+1) | ...)
 
 The prompt holds one <image> id per image token, as transformers' processor expands it (``vitlib.instruct``);
-``select_features`` and ``splice`` live in ``vitlib.image_tokens`` and are importable from here too. The vision tower stays frozen and in eval mode; the projector learns
-alone in stage 1 (alignment: ``model.lm.requires_grad_(False)``) and with the LM in stage 2 (instruction tuning).
+``select_features`` and ``splice`` live in ``vitlib.image_tokens`` and are importable from here too. The vision
+tower stays frozen and in eval mode; the projector learns alone in stage 1 (alignment:
+``model.lm.requires_grad_(False)``) and with the LM in stage 2 (instruction tuning).
 ``VLM.bind(images)`` fixes the images, so that the loops of ``vitlib.decoding`` drive the model as they drive a GPT.
 """
 
