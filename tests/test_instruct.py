@@ -144,6 +144,19 @@ def test_instruction_mix_proportions_and_balanced_short_questions():
     assert raw["count"] / sum(raw.values()) > 0.25
 
 
+def test_short_questions_pack_one_scenes_questions_into_one_chat():
+    single = instruction_mix(WORLD, SCENES[:100], seed=4, weights={"short": 1.0})
+    packed = instruction_mix(WORLD, SCENES[:100], seed=4, weights={"short": 1.0}, short_questions=5)
+    for (i, _, one), (_, _, turns) in zip(single, packed):
+        assert [t["role"] for t in turns] == ["user", "assistant"] * 5
+        assert [t["content"].startswith("<image> ") for t in turns[::2]] == [True, False, False, False, False]
+        assert i > 0 or turns[:2] == one        # the same draw starts both, where no earlier scene moved the rng
+        truth = {q: a for k in range(100) for q, a, _ in WORLD.questions(SCENES[i], k)}
+        for user, assistant in zip(turns[::2], turns[1::2]):
+            assert truth[user["content"].removeprefix("<image> ")] + "." == assistant["content"]
+        encode_chat(turns, TOK, 9)
+
+
 def test_weights_choose_the_kinds():
     only_short = instruction_mix(WORLD, SCENES[:200], seed=0, weights={"short": 1.0})
     assert {kind for _, kind, _ in only_short} == {"short"}
@@ -248,6 +261,9 @@ ROWS = [
     (lambda: instruction_mix(WORLD, SCENES[:2], 0, weights={"short": 0, "detailed": 0}),
      ValueError, r"some kind a positive weight"),
     (lambda: instruction_mix(WORLD, SCENES[:2], 0, weights=[0.5, 0.2, 0.3]), TypeError, r"weights must be a dict"),
+    (lambda: instruction_mix(WORLD, SCENES[:2], 0, short_questions=0), ValueError, r"short_questions .*got 0"),
+    (lambda: instruction_mix(WORLD, SCENES[:2], 0, short_questions=10**6), ValueError, r"short_questions .*1000000"),
+    (lambda: instruction_mix(WORLD, SCENES[:2], 0, short_questions=2.0), ValueError, r"short_questions must be a positive int, got 2.0"),
 ]
 
 

@@ -43,6 +43,7 @@ SYSTEM = None          # no system prompt: the world's vocabulary has no word fo
 IMAGE = "<image>"      # where the user shows the image; encode_chat expands it to n_image_tokens ids
 KINDS = ("short", "detailed", "conversation")
 DEFAULT_WEIGHTS = {"short": 0.5, "detailed": 0.2, "conversation": 0.3}
+MAX_SHORT_QUESTIONS = 64   # more would not fit any context this course trains
 _NO_SPACE_BEFORE = set(".,?:;")   # the spacing WordTokenizer.decode writes, so format_chat reads like a decode
 
 
@@ -225,14 +226,21 @@ def _describe(world: ShapesWorld, scene: Scene, rng: random.Random) -> list[dict
             {"role": "assistant", "content": world.caption(scene, rng)}]
 
 
-def _short(world: ShapesWorld, scene: Scene, rng: random.Random) -> list[dict[str, str]]:
-    """One question and its one-word answer. A type first, uniformly, then a question of it: a scene has far more
-    count and relation questions than colour ones, and drawing questions uniformly would mostly teach those."""
+def _short(world: ShapesWorld, scene: Scene, rng: random.Random, n_questions: int = 1) -> list[dict[str, str]]:
+    """``n_questions`` questions in a row, each with its one-word answer. A type first, uniformly, then a question
+    of it: a scene has far more count and relation questions than colour ones, and drawing questions uniformly would
+    mostly teach those. Several questions in one chat are LLaVA-1.5's packing of an image's VQA questions into one
+    conversation: one image, many answers to learn from."""
     by_type = {}
     for q, a, t in world.questions(scene, rng):   # the world's questions never name a held-out pair
         by_type.setdefault(t, []).append((q, a))
-    q, a = rng.choice(by_type[rng.choice([t for t in QUESTION_TYPES if t in by_type])])
-    return [{"role": "user", "content": f"{IMAGE} {q}"}, {"role": "assistant", "content": f"{a}."}]
+    types = [t for t in QUESTION_TYPES if t in by_type]
+    turns = []
+    for k in range(n_questions):
+        q, a = rng.choice(by_type[rng.choice(types)])
+        turns += [{"role": "user", "content": f"{IMAGE} {q}" if k == 0 else q},
+                  {"role": "assistant", "content": f"{a}."}]
+    return turns
 
 
 def caption_chats(world: ShapesWorld, scenes, seed: int) -> list[list[dict[str, str]]]:
@@ -256,11 +264,13 @@ def _check_weights(weights) -> list[float]:
     return [float(weights.get(kind, 0.0)) for kind in KINDS]
 
 
-def instruction_mix(world: ShapesWorld, scenes, seed: int, weights=None) -> list[tuple[int, str, list[dict]]]:
+def instruction_mix(world: ShapesWorld, scenes, seed: int, weights=None,
+                    short_questions: int = 1) -> list[tuple[int, str, list[dict]]]:
     """Stage 2 data: one (scene_index, kind, turns) per scene, the kind drawn with ``weights`` (default
     DEFAULT_WEIGHTS: short 0.5, detailed 0.2, conversation 0.3), seeded:
 
-        short          "<image> what color is the circle?" -> "red."     a type uniformly, then a question of it
+        short          "<image> what color is the circle?" -> "red."     a type uniformly, then a question of it;
+                       ``short_questions`` such questions in a row, one chat
         detailed       "<image> describe the image."       -> a caption
         conversation   ``world.conversation``: a description, then 1-3 questions
 
@@ -268,8 +278,9 @@ def instruction_mix(world: ShapesWorld, scenes, seed: int, weights=None) -> list
     for that, so the kind shows only in the answer's length."""
     scenes = _check_data(world, scenes, seed)
     probs = _check_weights(weights)
+    check_int(short_questions, "short_questions", minimum=1, maximum=MAX_SHORT_QUESTIONS)
     rng = random.Random(seed)
-    build = {"short": _short, "detailed": _describe, "conversation": lambda w, s, r: w.conversation(s, r)}
+    build = {"short": lambda w, s, r: _short(w, s, r, short_questions), "detailed": _describe, "conversation": lambda w, s, r: w.conversation(s, r)}
     out = []
     for i, scene in enumerate(scenes):
         kind = rng.choices(KINDS, weights=probs)[0]
