@@ -45,10 +45,14 @@ def test_unknown_variant_is_refused():
 
 
 def test_the_chapters_claims_hold(results):
-    """Chapter 11 says: tuning the LM and keeping every patch token matter, stage 1 and the MLP do not measurably."""
-    summary = vlm_ablation.summary(results["results"]["runs"])
+    """Chapter 11 says: at this budget, tuning the LM and keeping every patch token matter; skipping stage 1 did
+    better on every seed; a linear projector made no difference that three seeds can see."""
+    runs = results["results"]["runs"]
+    summary = vlm_ablation.summary(runs)
     mean = {v: {t: m for t, (m, _) in row.items()} for v, row in summary.items()}
     assert mean["lm_frozen"]["all"] < mean["full"]["all"] - 0.2
-    assert mean["pooled"]["color"] < mean["full"]["color"] - 0.1
-    for variant in ("no_stage1", "linear"):
-        assert abs(mean[variant]["all"] - mean["full"]["all"]) < 0.03, variant
+    assert mean["pooled"]["color"] < mean["full"]["color"] - 0.05
+    assert mean["pooled"]["position"] < mean["full"]["position"] - 0.1
+    by = {(r["variant"], r["seed"]): r["test"]["all"]["accuracy"] for r in runs}
+    assert all(by["no_stage1", s] > by["full", s] for s in vlm_ablation.SEEDS)
+    assert abs(mean["linear"]["all"] - mean["full"]["all"]) < summary["full"]["all"][1] + summary["linear"]["all"][1]

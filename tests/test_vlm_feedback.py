@@ -59,11 +59,12 @@ def test_no_corrections_is_refused():
 
 
 def test_the_corrections_teach_the_new_pairs_and_cost_a_little_elsewhere(results):
-    """What chapter 11 says of the record: on other scenes with the new pairs colour rises by over 0.15 for every
-    seed; on the test scenes no question type falls by more than 0.05."""
+    """What chapter 11 says of the record: on other scenes with the new pairs shape rises by over 0.1 and count by
+    over 0.05 for every seed; on the test scenes no question type falls by more than 0.05."""
     r = results["results"]
     for seed, after in r["after"].items():
-        gain = after["heldout"]["color"]["accuracy"] - r["before"]["heldout"]["color"]["accuracy"]
-        assert gain > 0.15, (seed, gain)
+        for t, least in (("shape", 0.1), ("count", 0.05)):
+            gain = after["heldout"][t]["accuracy"] - r["before"]["heldout"][t]["accuracy"]
+            assert gain > least, (seed, t, gain)
         for t, acc in after["test"].items():
             assert acc["accuracy"] > r["before"]["test"][t]["accuracy"] - 0.05, (seed, t)

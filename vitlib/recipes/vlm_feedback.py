@@ -75,7 +75,7 @@ def mixed_batches(fixes: list, fresh_images: torch.Tensor, n_image_tokens: int, 
     w, tok = vlm_shapes.world(), vlm_shapes.world().tokenizer
     scenes, images = vlm_shapes.scenes_and_images("train", vlm_shapes.N_TRAIN)
     half = batch_size // 2
-    replay = instruction_mix(w, scenes, seed, vlm_shapes.WEIGHTS)
+    replay = instruction_mix(w, scenes, seed, vlm_shapes.WEIGHTS, vlm_shapes.SHORT_QUESTIONS)
     while True:
         fix_rows = torch.randint(len(fixes), (half,), generator=generator).tolist()
         old_rows = torch.randint(len(replay), (batch_size - half,), generator=generator).tolist()

@@ -6,8 +6,8 @@
     stage 1  feature alignment: the projector alone, on caption chats ("<image> describe the image." -> a caption),
              STAGE1_STEPS steps
     stage 2  instruction tuning: projector and LM, on ``instruct.instruction_mix`` (short answers by question type,
-             detailed descriptions, multi-turn conversations, in the proportions WEIGHTS), STEPS steps; the loss
-             only on the assistant's words
+             SHORT_QUESTIONS to a chat; detailed descriptions; multi-turn conversations; in the proportions
+             WEIGHTS), STEPS steps; the loss only on the assistant's words
     L = -(1/N) sum over the answer tokens and their <eos> of log p(y_(t+1) | y_<=t, image)
     AdamW, warm-up then cosine decay per stage, batches of BATCH_SIZE chats
 
@@ -49,6 +49,7 @@ STAGE1_STEPS, STEPS = 1000, 8000
 BATCH_SIZE = 64
 LR1, LR2, WARMUP, WEIGHT_DECAY = 2e-3, 3e-3, 100, 0.01
 WEIGHTS = {"short": 0.7, "detailed": 0.1, "conversation": 0.2}   # the instruction mix: more short answers
+SHORT_QUESTIONS = 6   # questions packed into one short-answer chat (LLaVA-1.5's multi-turn VQA): ~MAX_LEN ids
 N_TRAIN, N_VAL, N_TEST, N_HELDOUT = 20000, 300, 500, 300
 DESCRIBE = "describe the image."
 VCD_A, VCD_STEP = 1.0, 500
@@ -99,16 +100,17 @@ def fit(turns: list[dict], n_image_tokens: int, max_len: int = MAX_LEN) -> list[
 
 
 def batches(stage: int, scenes: list, images: torch.Tensor, n_image_tokens: int, batch_size: int,
-            generator: torch.Generator, seed: int):
+            generator: torch.Generator, seed: int, short_questions: int = SHORT_QUESTIONS):
     """Endless batches {"input_ids", "labels", "attention_mask", "images"}: each epoch, a fresh draw of chats (stage
-    1: caption chats; stage 2: the instruction mix) for every scene, in a seeded order."""
+    1: caption chats; stage 2: the instruction mix, ``short_questions`` to a short chat) for every scene, in a
+    seeded order."""
     if len(scenes) < batch_size:
         raise ValueError(f"batches needs at least batch_size={batch_size} scenes, got {len(scenes)}")
     w, tok, epoch = world(), world().tokenizer, 0
     while True:
         draw = seed * 1_000_003 + epoch
         chats = (list(enumerate(caption_chats(w, scenes, draw))) if stage == 1 else
-                 [(i, turns) for i, _, turns in instruction_mix(w, scenes, draw, WEIGHTS)])
+                 [(i, turns) for i, _, turns in instruction_mix(w, scenes, draw, WEIGHTS, short_questions)])
         order = torch.randperm(len(chats), generator=generator)
         for rows in order[:len(order) - len(order) % batch_size].split(batch_size):
             picked = [chats[r] for r in rows.tolist()]
@@ -124,9 +126,10 @@ def chat_loss(model: VLM, batch: dict) -> torch.Tensor:
 
 def train(steps: int = STEPS, seed: int = 0, device="cpu", progress: bool = True, stage1_steps: int = STAGE1_STEPS,
           cfg: VLMConfig | None = None, freeze_lm: bool = False, n_train: int = N_TRAIN,
-          batch_size: int = BATCH_SIZE):
+          batch_size: int = BATCH_SIZE, short_questions: int = SHORT_QUESTIONS):
     """Stage 1 (projector only, ``stage1_steps``; 0 skips it), then stage 2 (projector and, unless ``freeze_lm``,
-    the LM, ``steps``). Returns (model, history): the loss of every step of both stages, and "stage1_steps"."""
+    the LM, ``steps``; ``short_questions`` to a short-answer chat). Returns (model, history): the loss of every
+    step of both stages, and "stage1_steps"."""
     scenes, images = scenes_and_images("train", n_train)
     generator = seed_everything(seed)   # after the data, so that a cached or a fresh build draws the same numbers
     model = build(cfg).to(device)
@@ -136,8 +139,8 @@ def train(steps: int = STEPS, seed: int = 0, device="cpu", progress: bool = True
             continue
         model.lm.requires_grad_(stage == 2 and not freeze_lm)
         optimizer = torch.optim.AdamW(param_groups(model, WEIGHT_DECAY), lr=lr)
-        history = run_training(model, batches(stage, scenes, images, n_img, batch_size, generator, seed + stage),
-                               chat_loss, optimizer, steps=n_steps,
+        stream = batches(stage, scenes, images, n_img, batch_size, generator, seed + stage, short_questions)
+        history = run_training(model, stream, chat_loss, optimizer, steps=n_steps,
                                scheduler=warmup_cosine(optimizer, n_steps, WARMUP), clip_grad_norm=1.0,
                                progress=progress, device=device)
         losses += history["loss"]
