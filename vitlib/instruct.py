@@ -280,7 +280,8 @@ def instruction_mix(world: ShapesWorld, scenes, seed: int, weights=None,
     probs = _check_weights(weights)
     check_int(short_questions, "short_questions", minimum=1, maximum=MAX_SHORT_QUESTIONS)
     rng = random.Random(seed)
-    build = {"short": lambda w, s, r: _short(w, s, r, short_questions), "detailed": _describe, "conversation": lambda w, s, r: w.conversation(s, r)}
+    build = {"short": lambda w, s, r: _short(w, s, r, short_questions), "detailed": _describe,
+             "conversation": lambda w, s, r: w.conversation(s, r)}
     out = []
     for i, scene in enumerate(scenes):
         kind = rng.choices(KINDS, weights=probs)[0]
