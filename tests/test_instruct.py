@@ -263,7 +263,8 @@ ROWS = [
     (lambda: instruction_mix(WORLD, SCENES[:2], 0, weights=[0.5, 0.2, 0.3]), TypeError, r"weights must be a dict"),
     (lambda: instruction_mix(WORLD, SCENES[:2], 0, short_questions=0), ValueError, r"short_questions .*got 0"),
     (lambda: instruction_mix(WORLD, SCENES[:2], 0, short_questions=10**6), ValueError, r"short_questions .*1000000"),
-    (lambda: instruction_mix(WORLD, SCENES[:2], 0, short_questions=2.0), ValueError, r"short_questions must be a positive int, got 2.0"),
+    (lambda: instruction_mix(WORLD, SCENES[:2], 0, short_questions=2.0),
+     ValueError, r"short_questions must be a positive int, got 2.0"),
 ]
 
 

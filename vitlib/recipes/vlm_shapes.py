@@ -100,17 +100,17 @@ def fit(turns: list[dict], n_image_tokens: int, max_len: int = MAX_LEN) -> list[
 
 
 def batches(stage: int, scenes: list, images: torch.Tensor, n_image_tokens: int, batch_size: int,
-            generator: torch.Generator, seed: int, short_questions: int = SHORT_QUESTIONS):
+            generator: torch.Generator, seed: int):
     """Endless batches {"input_ids", "labels", "attention_mask", "images"}: each epoch, a fresh draw of chats (stage
-    1: caption chats; stage 2: the instruction mix, ``short_questions`` to a short chat) for every scene, in a
-    seeded order."""
+    1: caption chats; stage 2: the instruction mix, SHORT_QUESTIONS to a short chat) for every scene, in a seeded
+    order."""
     if len(scenes) < batch_size:
         raise ValueError(f"batches needs at least batch_size={batch_size} scenes, got {len(scenes)}")
     w, tok, epoch = world(), world().tokenizer, 0
     while True:
         draw = seed * 1_000_003 + epoch
         chats = (list(enumerate(caption_chats(w, scenes, draw))) if stage == 1 else
-                 [(i, turns) for i, _, turns in instruction_mix(w, scenes, draw, WEIGHTS, short_questions)])
+                 [(i, turns) for i, _, turns in instruction_mix(w, scenes, draw, WEIGHTS, SHORT_QUESTIONS)])
         order = torch.randperm(len(chats), generator=generator)
         for rows in order[:len(order) - len(order) % batch_size].split(batch_size):
             picked = [chats[r] for r in rows.tolist()]
@@ -126,10 +126,9 @@ def chat_loss(model: VLM, batch: dict) -> torch.Tensor:
 
 def train(steps: int = STEPS, seed: int = 0, device="cpu", progress: bool = True, stage1_steps: int = STAGE1_STEPS,
           cfg: VLMConfig | None = None, freeze_lm: bool = False, n_train: int = N_TRAIN,
-          batch_size: int = BATCH_SIZE, short_questions: int = SHORT_QUESTIONS):
+          batch_size: int = BATCH_SIZE):
     """Stage 1 (projector only, ``stage1_steps``; 0 skips it), then stage 2 (projector and, unless ``freeze_lm``,
-    the LM, ``steps``; ``short_questions`` to a short-answer chat). Returns (model, history): the loss of every
-    step of both stages, and "stage1_steps"."""
+    the LM, ``steps``). Returns (model, history): the loss of every step of both stages, and "stage1_steps"."""
     scenes, images = scenes_and_images("train", n_train)
     generator = seed_everything(seed)   # after the data, so that a cached or a fresh build draws the same numbers
     model = build(cfg).to(device)
@@ -139,7 +138,7 @@ def train(steps: int = STEPS, seed: int = 0, device="cpu", progress: bool = True
             continue
         model.lm.requires_grad_(stage == 2 and not freeze_lm)
         optimizer = torch.optim.AdamW(param_groups(model, WEIGHT_DECAY), lr=lr)
-        stream = batches(stage, scenes, images, n_img, batch_size, generator, seed + stage, short_questions)
+        stream = batches(stage, scenes, images, n_img, batch_size, generator, seed + stage)
         history = run_training(model, stream, chat_loss, optimizer, steps=n_steps,
                                scheduler=warmup_cosine(optimizer, n_steps, WARMUP), clip_grad_norm=1.0,
                                progress=progress, device=device)
