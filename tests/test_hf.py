@@ -30,14 +30,16 @@ def hf_greedy(hf, prompt, new_tokens):
 
 
 CONFIGS = [dict(), dict(n_layers=3, n_heads=2, d_ff=40), dict(activation="relu", d_model=48, n_heads=6),
-           dict(norm_eps=1e-6, n_layers=1)]
+           dict(norm_eps=1e-6, n_layers=1), dict(activation="gelu_tanh"), dict(activation="quick_gelu")]
+HF_ACTIVATION = {"gelu": "gelu", "relu": "relu", "gelu_tanh": "gelu_new", "quick_gelu": "quick_gelu"}
 
 
-@pytest.mark.parametrize("overrides", CONFIGS, ids=["default", "d_ff", "relu", "eps"])
+@pytest.mark.parametrize("overrides", CONFIGS, ids=["default", "d_ff", "relu", "eps", "gelu_tanh", "quick_gelu"])
 def test_logits_match_gpt2(overrides):
     model = random_gpt(0, **overrides)
     hf = to_hf_gpt2(model, **SPECIAL)
     assert hf.config.n_embd == model.config.d_model and hf.config.n_inner == model.config.d_ff
+    assert hf.config.activation_function == HF_ACTIVATION[model.config.activation]   # GPT-2's own is "gelu_new"
     x = torch.randint(0, TOK.vocab_size, (3, 17), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         torch.testing.assert_close(hf(x).logits, model(x), atol=1e-5, rtol=0)

@@ -47,13 +47,15 @@ def assert_same(model, hf, images, ids, mask, atol=1e-5):
 
 
 CONFIGS = [dict(), dict(vision_layers=2, text_layers=1, vision_heads=2), dict(image_size=32, patch_size=8),
-           dict(image_size=32, patch_size=4, text_layers=3, embed_dim=8)]
+           dict(image_size=32, patch_size=4, text_layers=3, embed_dim=8), dict(activation="quick_gelu")]
 
 
-@pytest.mark.parametrize("overrides", CONFIGS, ids=["default", "layers-heads", "32px", "patch4"])
+@pytest.mark.parametrize("overrides", CONFIGS, ids=["default", "layers-heads", "32px", "patch4", "quick_gelu"])
 def test_features_match_clipmodel(overrides):
     model = random_clip(0, **overrides)
     hf = to_hf_clip(model)
+    activation = model.config.activation
+    assert hf.config.text_config.hidden_act == hf.config.vision_config.hidden_act == activation   # gelu, quick_gelu
     assert hf.config.text_config.eos_token_id == TOK.eos_id != 2, "eos id 2 would make CLIP pool at the largest id"
     assert_same(model, hf, *inputs(model.config.image_size))
 

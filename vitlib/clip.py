@@ -26,10 +26,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checks import check_divisible, check_int, check_number, check_positive_ints, check_token_ids, describe
+from .checks import (check_divisible, check_int, check_number, check_one_of, check_positive_ints, check_token_ids,
+                     describe)
 from .constants import LOGIT_SCALE_INIT
 from .contrastive import clamp_logit_scale_, clip_loss, siglip_loss, similarity
-from .transformer import TextTransformer
+from .transformer import ACTIVATIONS, TextTransformer
 from .vision import ViT, ViTConfig
 from .zoo import register_model
 
@@ -45,7 +46,8 @@ class CLIPConfig:
 
     The defaults are the course CLIP: 24x24 images cut into 3x3 patches of 8x8 pixels, one patch per cell of the
     ShapesWorld grid (chapter 05 shows why that matters), and texts of up to 40 tokens. ``logit_bias``: None for
-    CLIP (InfoNCE); a number, e.g. -10, for a learnable SigLIP bias starting there.
+    CLIP (InfoNCE); a number, e.g. -10, for a learnable SigLIP bias starting there. ``activation``: the FFNs' in
+    both towers, one of ``vitlib.activations.ACTIVATIONS``: "gelu", or OpenAI's "quick_gelu", x sigmoid(1.702 x).
     """
 
     vocab_size: int = 80
@@ -61,6 +63,7 @@ class CLIPConfig:
     text_layers: int = 2
     text_heads: int = 4
     logit_bias: float | None = None
+    activation: str = "gelu"
 
     def __post_init__(self):
         check_positive_ints(self, SIZES)
@@ -70,11 +73,13 @@ class CLIPConfig:
         check_divisible(self.text_width, "text_width", self.text_heads, "text_heads")
         if self.logit_bias is not None:
             check_number(self.logit_bias, "logit_bias")
+        check_one_of(self.activation, "activation", ACTIVATIONS)
         self.vision_config()  # ViTConfig checks image_size % patch_size and vision_width % vision_heads
 
     def vision_config(self) -> ViTConfig:
         return ViTConfig(image_size=self.image_size, patch_size=self.patch_size, d_model=self.vision_width,
-                         n_layers=self.vision_layers, n_heads=self.vision_heads, pre_norm=True)
+                         n_layers=self.vision_layers, n_heads=self.vision_heads, pre_norm=True,
+                         activation=self.activation)
 
 
 @register_model(config_cls=CLIPConfig)
@@ -88,7 +93,7 @@ class CLIP(nn.Module):
         c = self.config = config
         self.vision = ViT(c.vision_config())
         self.text = TextTransformer(c.vocab_size, c.max_len, c.text_width, c.text_layers, c.text_heads, causal=True,
-                                    embedding_std=(0.02, 0.01))   # CLIP's initialisation of E and P
+                                    activation=c.activation, embedding_std=(0.02, 0.01))   # CLIP's init of E and P
         self.visual_projection = nn.Linear(c.vision_width, c.embed_dim, bias=False)
         self.text_projection = nn.Linear(c.text_width, c.embed_dim, bias=False)
         self.logit_scale = nn.Parameter(torch.tensor(LOGIT_SCALE_INIT))

@@ -1,6 +1,7 @@
 """The transformer: feed-forward network, pre-LN block, encoder, text transformer and GPT with KV cache (chapter 03).
 
     FFN(x) = act(x W_1 + b_1) W_2 + b_2                       act = GELU (GPT) or ReLU (the original transformer)
+                                                              (and GPT-2's, CLIP's approximations: vitlib.activations)
     LayerNorm(x) = (x - mean(x)) / sqrt(var(x) + eps) * gamma + beta      over the last (feature) dimension
     pre-LN block:   x <- x + MHA(LN_1(x));   x <- x + FFN(LN_2(x))
 
@@ -18,13 +19,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .activations import ACTIVATIONS
 from .attention import MultiHeadAttention
 from .checks import (MAX_SIZE, check_divisible, check_int, check_like, check_number, check_one_of,
                      check_positive_ints, check_probability, check_token_ids, describe)
 from .decoding import beam_search, greedy, sample
 from .zoo import register_model
-
-ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU}
 
 
 class FeedForward(nn.Module):

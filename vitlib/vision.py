@@ -19,7 +19,7 @@ from torch import nn
 
 from .checks import (MAX_SIZE, check_divisible, check_int, check_like, check_number, check_one_of,
                      check_positive_ints, check_probability, describe)
-from .transformer import Encoder
+from .transformer import ACTIVATIONS, Encoder
 from .zoo import register_model
 
 NORMS = ("batch", "group")
@@ -154,6 +154,7 @@ class ViTConfig:
     dropout: float = 0.0
     norm_eps: float = 1e-5
     pre_norm: bool = False   # a LayerNorm on z_0 before the encoder, as CLIP's vision tower has (chapter 05)
+    activation: str = "gelu"   # the FFN's, one of vitlib.activations.ACTIVATIONS (OpenAI's CLIP: "quick_gelu")
 
     def __post_init__(self):
         check_positive_ints(self, ["image_size", "patch_size", "in_channels", "d_model", "n_layers", "n_heads"])
@@ -169,6 +170,7 @@ class ViTConfig:
         check_number(self.norm_eps, "norm_eps", 0.0, low_open=True)
         if not isinstance(self.pre_norm, bool):
             raise TypeError(f"pre_norm must be a bool, got {self.pre_norm!r}")
+        check_one_of(self.activation, "activation", ACTIVATIONS)
 
     @property
     def n_patches(self) -> int:
@@ -190,7 +192,7 @@ class ViT(nn.Module):
         self.pos_emb = nn.Parameter(torch.randn(1, 1 + c.n_patches, c.d_model) * 0.02)
         self.pre_norm = nn.LayerNorm(c.d_model, eps=c.norm_eps) if c.pre_norm else nn.Identity()
         self.drop = nn.Dropout(c.dropout)
-        self.encoder = Encoder(c.d_model, c.n_heads, c.n_layers, c.d_ff, c.dropout, norm_eps=c.norm_eps)
+        self.encoder = Encoder(c.d_model, c.n_heads, c.n_layers, c.d_ff, c.dropout, c.activation, c.norm_eps)
 
     def forward(self, images: torch.Tensor, return_tokens: bool = False):
         """images (B, C, H, W) -> v = z_L[:, 0] (B, d_model); with ``return_tokens`` also z_L (B, 1 + N, d_model)."""
