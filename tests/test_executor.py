@@ -1,0 +1,157 @@
+"""vitlib.executor: the instruction-executing policy, behaviour cloning, DAgger's data and REINFORCE's estimator."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from vitlib import agent as A
+from vitlib import executor as X
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return X.InstructionExecutor(X.ExecutorConfig(d_model=32, n_layers=2)).eval()
+
+
+def observations(n, split="train"):
+    env = A.ShapesGridEnv(split=split)
+    return [env.reset(seed=s)[0] for s in range(n)]
+
+
+def test_padding_after_the_words_changes_nothing(model):
+    images, ids = X.encode_observations(observations(4))
+    padded = torch.cat([ids, torch.zeros(4, 3, dtype=torch.long)], dim=1)
+    torch.testing.assert_close(model(images, padded), model(images, ids), atol=1e-6, rtol=0)
+    assert model(images, ids).shape == (4, len(A.ACTIONS))
+
+
+def test_observations_encode_alike_one_by_one_as_a_list_and_from_a_vector_env():
+    vec = gym.vector.SyncVectorEnv([lambda: A.ShapesGridEnv() for _ in range(3)])
+    batch, _ = vec.reset(seed=0)
+    one_by_one = [X.encode_observations(o) for o in observations(3)]
+    as_list = X.encode_observations(observations(3))
+    from_vec = X.encode_observations(batch)
+    for (images, ids), k in zip(one_by_one, range(3)):
+        assert torch.equal(images[0], as_list[0][k]) and torch.equal(images[0], from_vec[0][k])
+        n = ids.shape[1]
+        assert torch.equal(ids[0], as_list[1][k, :n]) and not as_list[1][k, n:].any()
+    assert torch.equal(as_list[1], from_vec[1])
+
+
+def test_collect_labels_every_state_with_the_expert():
+    data = X.collect(20, "heldout", seed=3)
+    assert data["success"] == 1.0 and len(data["images"]) == len(data["actions"]) == len(data["instructions"])
+    env = A.ShapesGridEnv(split="heldout")
+    obs, info = env.reset(seed=3)
+    assert data["instructions"][0] == obs["instruction"] and data["actions"][0] == info["expert_action"]
+    assert np.array_equal(data["images"][0], obs["image"])
+
+
+def test_a_learner_visits_its_own_states_and_the_expert_labels_them(model):
+    data = X.collect(10, "train", seed=0, policy=model)
+    expert = X.collect(10, "train", seed=0)
+    assert data["success"] < 1.0 and len(data["actions"]) > len(expert["actions"])   # an untrained policy wanders
+    env = A.ShapesGridEnv()
+    obs, info = env.reset(seed=0)
+    for image, text, label in zip(data["images"], data["instructions"], data["actions"]):
+        if text != obs["instruction"]:
+            break
+        assert np.array_equal(image, obs["image"]) and label == info["expert_action"]
+        obs, _, terminated, _, info = env.step(int(X.act(model, obs)[0]))
+
+
+def test_behaviour_cloning_fits_the_experts_actions():
+    torch.manual_seed(0)
+    small = X.InstructionExecutor(X.ExecutorConfig(d_model=32, n_layers=1))
+    data = X.collect(8, "train", seed=0)                               # 42 states, to fit in a few seconds
+    losses = X.clone(small, data, 200, lr=3e-3, batch_size=32)
+    images, ids = X.encode_observations({"image": data["images"], "instruction": data["instructions"]})
+    with torch.no_grad():
+        accuracy = (small(images, ids).argmax(-1).numpy() == data["actions"]).mean()
+    majority = np.bincount(data["actions"]).max() / len(data["actions"])
+    assert np.mean(losses[-20:]) < 0.7 * np.mean(losses[:5]) and accuracy > majority + 0.25
+
+
+def test_reinforce_loss_writes_out_returns_to_go_and_the_baseline():
+    log_probs = torch.tensor([[-0.5, -1.0, -2.0], [-0.1, -0.2, -0.3]], requires_grad=True)
+    rewards = torch.tensor([[-0.01, -0.01, 1.0], [-0.01, 1.0, 5.0]])
+    alive = torch.tensor([[True, True, True], [True, True, False]])   # the second episode ended at t = 1
+    G = torch.tensor([[0.98, 0.99, 1.0], [0.99, 1.0, 0.0]])          # sum_{k >= t} r_k, alive steps only
+    b = (0.98 + 0.99) / 2
+    want = -(((G - b) * log_probs.detach() * alive).sum(1)).mean()
+    torch.testing.assert_close(X.reinforce_loss(log_probs, rewards, alive), want)
+    want_plain = -((G * log_probs.detach() * alive).sum(1)).mean()
+    torch.testing.assert_close(X.reinforce_loss(log_probs, rewards, alive, baseline=False), want_plain)
+
+
+def test_the_reinforce_gradient_estimates_the_gradient_of_the_expected_return():
+    # a one-step policy pi = softmax(theta) with fixed rewards: E[R] = sum_a pi_a r_a, whose gradient is exact
+    torch.manual_seed(0)
+    theta = torch.tensor([0.3, -0.2, 0.1, 0.0], requires_grad=True)
+    r = torch.tensor([1.0, 0.0, 0.5, -0.3])
+    exact, = torch.autograd.grad((theta.softmax(0) * r).sum(), theta)
+    n = 200_000
+    a = torch.multinomial(theta.softmax(0).detach(), n, replacement=True)
+    log_probs = theta.log_softmax(0)[a][:, None]                     # (E, 1)
+    for baseline in (False, True):
+        estimate, = torch.autograd.grad(-X.reinforce_loss(log_probs, r[a][:, None], torch.ones(n, 1, dtype=torch.bool),
+                                                          baseline), theta, retain_graph=True)
+        torch.testing.assert_close(estimate, exact, atol=6e-3, rtol=0)
+
+
+def test_reinforce_runs_episodes_and_reports_them(model):
+    before = [p.detach().clone() for p in model.parameters()]
+    history = X.reinforce(model, updates=2, batch_episodes=4, seed=1)
+    assert len(history) == 2 and all(-1 <= h["return"] <= 1 and 0 <= h["success"] <= 1 for h in history)
+    assert any(not torch.equal(p, q) for p, q in zip(before, model.parameters()))
+
+
+def test_success_rate_carries_its_interval(model):
+    result = X.success_rate(model, "heldout", 10)
+    low, high = result["interval"]
+    assert result["n"] == 10 and low <= result["success"] <= high
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda m: X.InstructionExecutor("cfg"), TypeError, "expects an ExecutorConfig, got str"),
+    (lambda m: X.ExecutorConfig(d_model=0), ValueError, "d_model must be a positive int, got 0"),
+    (lambda m: m(torch.rand(2, 3, 32, 32), torch.ones(2, 4, dtype=torch.long)), ValueError, "24"),
+    (lambda m: m(torch.rand(2, 3, 24, 24).double(), torch.ones(2, 4, dtype=torch.long)), (TypeError, ValueError),
+     "float64"),
+    (lambda m: m(torch.rand(2, 3, 24, 24), torch.ones(3, 4, dtype=torch.long)), ValueError, "one row per image"),
+    (lambda m: m(torch.rand(2, 3, 24, 24), torch.ones(2, 40, dtype=torch.long)), ValueError, r"\(B, 1..16\)"),
+    (lambda m: m(torch.rand(0, 3, 24, 24), torch.ones(0, 4, dtype=torch.long)), ValueError, "B >= 1"),
+    (lambda m: m(torch.rand(2, 3, 24, 24), torch.zeros(2, 4, dtype=torch.long)), ValueError, "at least one word"),
+    (lambda m: m(torch.rand(2, 3, 24, 24), torch.full((2, 4), 99)), ValueError, "99"),
+    (lambda m: X.encode_observations("place the red circle"), TypeError, "observation dict"),
+    (lambda m: X.clone(m, {"images": np.zeros((0, 24, 24, 3), np.uint8), "instructions": [],
+                           "actions": np.zeros(0, int)}, 5), ValueError, "empty data set"),
+    (lambda m: X.clone(m, X.collect(1), 5, lr=-1.0), ValueError, "lr"),
+    (lambda m: X.collect(0), ValueError, "n_episodes must be a positive int, got 0"),
+    (lambda m: X.success_rate(m, "test"), ValueError, "unknown split 'test'"),
+    (lambda m: X.reinforce_loss(torch.zeros(2, 3), torch.zeros(2, 3), torch.ones(3, 2, dtype=torch.bool)), ValueError,
+     r"must all be \(E, T\)"),
+])
+def test_bad_input_is_named(model, call, error, match):
+    with pytest.raises(error, match=match):
+        call(model)
+
+
+def test_sampled_episodes_replay_step_by_step(model):
+    """What REINFORCE learns from: the observation of each step is the one its action was taken in."""
+    envs = [A.ShapesGridEnv() for _ in range(3)]
+    batch = X.sample_episodes(model, envs, [5, 6, 7], torch.Generator().manual_seed(0))
+    T = len(batch["actions"])
+    assert batch["rewards"].shape == batch["alive"].shape == (T, 3) and len(batch["observations"]) == T
+    for e, seed in enumerate([5, 6, 7]):
+        env = A.ShapesGridEnv()
+        obs, _ = env.reset(seed=seed)
+        for t in range(T):
+            if not batch["alive"][t, e]:
+                break
+            assert np.array_equal(batch["observations"][t][e]["image"], obs["image"]), (e, t)
+            obs, reward, terminated, _, _ = env.step(int(batch["actions"][t, e]))
+            assert reward == batch["rewards"][t, e]
+        assert batch["success"][e] == terminated

@@ -1,0 +1,267 @@
+"""The InstructionExecutor: a policy over ShapesGrid's actions from the image and the instruction, and the three
+ways chapter 12 teaches it (seed 002: a = argmax_a P(a | s), learned by imitation, improved by reward).
+
+    V = PatchEmbedding(image) + P_v       the nine cells as tokens (B, 9, d), trained: CLIP never saw the frame
+    X = E[w] + P_w                        the instruction's words (B, T, d)
+    h = Encoder([c; X; V])_0              one stream, chapter 07's "projector" fusion: the cells read as words
+    pi(a | s) = softmax(W h)              (B, 6), acted on greedily: a = argmax_a pi(a | s)
+
+    behaviour cloning   min  E_{s ~ d_expert} [ -log pi(a*(s) | s) ]          the expert's states
+    DAgger              min  E_{s ~ d_pi} [ -log pi(a*(s) | s) ]              the learner's states, the expert's labels
+    REINFORCE           grad E[R] = E[ sum_t (G_t - b) grad log pi(a_t | s_t) ],   G_t = sum_{k >= t} r_k
+                        (b, the mean return of the batch, lowers the variance and leaves the mean unchanged)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .agent import ACTIONS, MAX_STEPS, SPLITS, ShapesGridEnv
+from .checks import check_int, check_like, check_number, check_one_of, check_positive_ints, check_token_ids, describe
+from .data import to_tensor
+from .data.language import tokenizer as shapes_tokenizer
+from .metrics import accuracy_with_interval
+from .transformer import Encoder
+from .vision import PatchEmbedding, check_images
+from .zoo import register_model
+
+__all__ = ["ExecutorConfig", "InstructionExecutor", "encode_observations", "act", "collect", "clone",
+           "success_rate", "dagger", "sample_episodes", "reinforce_loss", "reinforce"]
+
+
+@dataclass
+class ExecutorConfig:
+    """Sizes: the world's vocabulary, the longest instruction in words, the image and its patches (one per cell)."""
+
+    vocab_size: int = 80
+    max_words: int = 16
+    image_size: int = 24
+    patch_size: int = 8
+    d_model: int = 64
+    n_heads: int = 4
+    n_layers: int = 3
+    n_actions: int = len(ACTIONS)
+
+    def __post_init__(self):
+        check_positive_ints(self, ["vocab_size", "max_words", "image_size", "patch_size", "d_model", "n_heads",
+                                   "n_layers", "n_actions"])
+
+
+@register_model(config_cls=ExecutorConfig)
+class InstructionExecutor(nn.Module):
+    """(images (B, 3, H, W) in [0, 1], instruction ids (B, T), <pad> = 0 after the words) -> action logits (B, A)."""
+
+    def __init__(self, config: ExecutorConfig):
+        super().__init__()
+        if not isinstance(config, ExecutorConfig):
+            raise TypeError(f"InstructionExecutor expects an ExecutorConfig, got {describe(config)}")
+        c = self.config = config
+        self.patch_embed = PatchEmbedding(c.image_size, c.patch_size, 3, c.d_model)
+        n_cells = (c.image_size // c.patch_size) ** 2
+        self.cell_pos = nn.Parameter(torch.randn(n_cells, c.d_model) * 0.02)           # P_v
+        self.word_emb = nn.Embedding(c.vocab_size, c.d_model)                            # E
+        self.word_pos = nn.Parameter(torch.randn(c.max_words, c.d_model) * 0.02)        # P_w
+        self.cls = nn.Parameter(torch.zeros(1, 1, c.d_model))
+        self.encoder = Encoder(c.d_model, c.n_heads, c.n_layers)
+        self.head = nn.Linear(c.d_model, c.n_actions)
+
+    def forward(self, images: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
+        c = self.config
+        check_images(images, 3, c.image_size)
+        check_like(images, "images", self.head.weight)
+        check_token_ids(input_ids, c.vocab_size, self.head.weight.device)
+        B, T = input_ids.shape
+        if B == 0 or T == 0 or T > c.max_words or images.shape[0] != B:
+            raise ValueError(f"input_ids must be (B, 1..{c.max_words}) with B >= 1, one row per image; got "
+                             f"{describe(input_ids)} for {describe(images)}")
+        words = input_ids != 0                                                           # (B, T): not <pad>
+        if not words[:, 0].all():
+            raise ValueError("every instruction needs at least one word (row of input_ids starting with <pad>)")
+        V = self.patch_embed(images) + self.cell_pos                                     # (B, 9, d)
+        X = self.word_emb(input_ids) + self.word_pos[:T]                                 # (B, T, d)
+        h = torch.cat([self.cls.expand(B, -1, -1), X, V], dim=1)                        # (B, 1 + T + 9, d)
+        mask = torch.cat([words.new_ones(B, 1), words, words.new_ones(B, V.shape[1])], dim=1)
+        return self.head(self.encoder(h, attention_mask=mask)[:, 0])                     # (B, A)
+
+
+def encode_observations(observations, device=None, tokenizer=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """ShapesGrid observations -> (images (B, 3, H, W) in [0, 1], ids (B, T)). ``observations``: one obs dict, a
+    vector env's batched dict, or a list of obs dicts."""
+    tokenizer = shapes_tokenizer() if tokenizer is None else tokenizer
+    if isinstance(observations, dict):
+        images, texts = observations.get("image"), observations.get("instruction")
+        if isinstance(texts, str):
+            images, texts = images[None], [texts]
+    elif isinstance(observations, (list, tuple)) and observations and all(isinstance(o, dict) for o in observations):
+        images, texts = np.stack([o["image"] for o in observations]), [o["instruction"] for o in observations]
+    else:
+        raise TypeError(f"expected an observation dict or a list of them, got {describe(observations)}")
+    if not isinstance(images, np.ndarray) or images.ndim != 4 or len(texts) != len(images):
+        raise ValueError(f"expected images (B, H, W, 3) and B instructions, got {describe(images)} and "
+                         f"{len(texts)} instructions")
+    ids = tokenizer(list(texts), add_bos=False, add_eos=False)["input_ids"]                # (B, T), <pad> = 0
+    return to_tensor(np.ascontiguousarray(images)).to(device), ids.to(device)
+
+
+@torch.no_grad()
+def act(model: InstructionExecutor, observations, greedy: bool = True, generator=None) -> np.ndarray:
+    """a = argmax_a pi(a | s) (or a ~ pi(. | s) with ``greedy=False``) for each observation: int64 (B,)."""
+    device = model.head.weight.device
+    logits = model(*encode_observations(observations, device))
+    a = logits.argmax(-1) if greedy else torch.multinomial(logits.softmax(-1), 1, generator=generator)[:, 0]
+    return a.cpu().numpy()
+
+
+def collect(n_episodes: int, split: str = "train", seed: int = 0, policy=None, world=None) -> dict:
+    """Roll out ``policy`` (None: the expert) for ``n_episodes`` episodes (env seeds seed, seed + 1, ...); every state
+    visited is labelled with the expert's action. -> {"images" uint8 (N, H, W, 3), "instructions", "actions" (N,),
+    "success" (the actor's rate), "episodes"}."""
+    check_int(n_episodes, "n_episodes")
+    env = ShapesGridEnv(world=world, split=split)
+    images, texts, labels, wins = [], [], [], []
+    for episode in range(n_episodes):
+        obs, info = env.reset(seed=seed + episode)
+        wins.append(False)
+        for _ in range(MAX_STEPS):
+            images.append(obs["image"])
+            texts.append(obs["instruction"])
+            labels.append(info["expert_action"])
+            action = labels[-1] if policy is None else int(act(policy, obs)[0])
+            obs, _, terminated, _, info = env.step(action)
+            if terminated:
+                wins[-1] = True
+                break
+    return {"images": np.stack(images), "instructions": texts, "actions": np.array(labels),
+            "success": float(np.mean(wins)), "outcomes": wins, "episodes": n_episodes}
+
+
+def merge(a: dict, b: dict) -> dict:
+    """Two ``collect`` results as one data set (DAgger's aggregation D <- D u D_i)."""
+    return {"images": np.concatenate([a["images"], b["images"]]), "instructions": a["instructions"] + b["instructions"],
+            "actions": np.concatenate([a["actions"], b["actions"]]), "success": b["success"],
+            "outcomes": b["outcomes"], "episodes": a["episodes"] + b["episodes"]}
+
+
+def clone(model: InstructionExecutor, data: dict, steps: int, lr: float = 2e-3, batch_size: int = 128,
+          seed: int = 0) -> list[float]:
+    """Behaviour cloning: ``steps`` AdamW steps (one-cycle learning rate) of the cross-entropy between pi(. | s) and
+    the expert's action, on batches drawn from ``data``. Returns the losses; leaves the model in eval mode."""
+    check_int(steps, "steps")
+    check_number(lr, "lr", 0.0, low_open=True)
+    if len(data["actions"]) == 0:
+        raise ValueError("clone needs at least one labelled state, got an empty data set")
+    device = model.head.weight.device
+    images, ids = encode_observations({"image": data["images"], "instruction": data["instructions"]}, device)
+    actions = torch.as_tensor(data["actions"], device=device)
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=steps, pct_start=0.1)
+    losses = []
+    model.train()
+    for _ in range(steps):
+        rows = torch.randint(len(actions), (batch_size,), generator=generator).to(device)
+        loss = F.cross_entropy(model(images[rows], ids[rows]), actions[rows])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        losses.append(loss.item())
+    model.eval()
+    return losses
+
+
+def success_rate(model: InstructionExecutor, split: str = "heldout", n_episodes: int = 200, seed: int = 1_000_000,
+                 world=None) -> dict:
+    """Greedy episodes on ``split`` (env seeds seed ...): {"success", "interval" (Wilson 95%), "n"}."""
+    check_one_of(split, "split", SPLITS)
+    rate, interval = accuracy_with_interval(collect(n_episodes, split, seed, policy=model, world=world)["outcomes"])
+    return {"success": round(rate, 4), "interval": [round(x, 4) for x in interval], "n": n_episodes}
+
+
+def dagger(model: InstructionExecutor, data: dict, rounds: int, n_episodes: int, steps: int, seed: int = 0,
+           eval_episodes: int = 200) -> tuple[dict, list[dict]]:
+    """DAgger: each round, roll out the current policy on ``n_episodes`` training tasks, label its states with the
+    expert, add them to ``data`` and clone again on all of it. -> (the aggregated data, per round {"states",
+    "collect_success", "heldout"})."""
+    check_int(rounds, "rounds")
+    curve = []
+    for r in range(rounds):
+        visited = collect(n_episodes, "train", seed + 100_000 * (r + 1), policy=model)
+        data = merge(data, visited)
+        clone(model, data, steps, seed=seed + r + 1)
+        curve.append({"states": len(data["actions"]), "collect_success": visited["success"],
+                      "heldout": success_rate(model, "heldout", eval_episodes)})
+    return data, curve
+
+
+def reinforce_loss(log_probs: torch.Tensor, rewards: torch.Tensor, alive: torch.Tensor,
+                   baseline: bool = True) -> torch.Tensor:
+    """-(1/E) sum_e sum_t (G_et - b) log pi(a_et | s_et): log_probs, rewards, alive (E, T) (alive False after an
+    episode ended). G_et = sum_{k >= t} r_ek, the return from step t; b the mean of G_e0 over the batch."""
+    if log_probs.shape != rewards.shape or alive.shape != rewards.shape or log_probs.dim() != 2:
+        raise ValueError(f"log_probs, rewards and alive must all be (E, T), got {describe(log_probs)}, "
+                         f"{describe(rewards)}, {describe(alive)}")
+    rewards = rewards * alive
+    G = rewards.flip(1).cumsum(1).flip(1)                                               # (E, T): returns to go
+    b = G[:, 0].mean() if baseline else 0.0
+    return -((G - b).detach() * log_probs * alive).sum(1).mean()
+
+
+def sample_episodes(model: InstructionExecutor, envs: list, seeds: list[int], generator=None) -> dict:
+    """One episode per env (reset with its seed), actions sampled a ~ pi(. | s), all envs stepped together.
+    -> {"observations": per step the E observations, "actions", "rewards", "alive": (T, E), "success": (E,)}."""
+    obs = [env.reset(seed=s)[0] for env, s in zip(envs, seeds)]
+    E = len(envs)
+    alive, wins = np.ones(E, bool), np.zeros(E, bool)
+    out = {"observations": [], "actions": [], "rewards": [], "alive": []}
+    for _ in range(MAX_STEPS):
+        actions = act(model, obs, greedy=False, generator=generator)
+        r = np.zeros(E, np.float32)
+        out["observations"].append(list(obs))                             # a copy: obs changes below
+        for e, env in enumerate(envs):
+            if alive[e]:
+                obs[e], r[e], terminated, _, _ = env.step(int(actions[e]))
+                wins[e] |= terminated
+        out["actions"].append(actions)
+        out["rewards"].append(r)
+        out["alive"].append(alive.copy())
+        alive &= ~wins
+        if not alive.any():
+            break
+    return {**{k: np.stack(v) for k, v in out.items() if k != "observations"},
+            "observations": out["observations"], "success": wins}
+
+
+def reinforce(model: InstructionExecutor, updates: int, batch_episodes: int = 32, lr: float = 3e-4,
+              split: str = "train", seed: int = 0, baseline: bool = True) -> list[dict]:
+    """Policy gradient on ShapesGrid: each update samples ``batch_episodes`` episodes from pi (env seeds seed, seed +
+    1, ...), then one AdamW step on ``reinforce_loss``. Returns per update {"return", "success"} of its episodes."""
+    check_int(updates, "updates")
+    check_int(batch_episodes, "batch_episodes")
+    envs = [ShapesGridEnv(split=split) for _ in range(batch_episodes)]
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    generator = torch.Generator().manual_seed(seed)
+    device, history = model.head.weight.device, []
+    for u in range(updates):
+        model.eval()
+        batch = sample_episodes(model, envs, [seed + u * batch_episodes + e for e in range(batch_episodes)], generator)
+        model.train()
+        images, ids = zip(*(encode_observations(o, device) for o in batch["observations"]))
+        logits = model(torch.cat(images), torch.cat(ids))                                # (T E, A)
+        taken = torch.as_tensor(batch["actions"].reshape(-1), device=device)             # (T E,), step-major
+        log_probs = logits.log_softmax(-1).gather(1, taken[:, None])[:, 0]              # (T E,)
+        log_probs = log_probs.view(len(batch["actions"]), -1).T                          # (E, T)
+        R, M = (torch.as_tensor(batch[k].T.copy(), device=device) for k in ("rewards", "alive"))   # (E, T)
+        loss = reinforce_loss(log_probs, R, M, baseline)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        history.append({"return": float((batch["rewards"] * batch["alive"]).sum(0).mean()),
+                        "success": float(batch["success"].mean())})
+    model.eval()
+    return history
