@@ -84,6 +84,12 @@ def test_reinforce_loss_writes_out_returns_to_go_and_the_baseline():
     torch.testing.assert_close(X.reinforce_loss(log_probs, rewards, alive), want)
     want_plain = -((G * log_probs.detach() * alive).sum(1)).mean()
     torch.testing.assert_close(X.reinforce_loss(log_probs, rewards, alive, baseline=False), want_plain)
+    values = torch.tensor([[0.5, 0.7, 0.9], [0.2, 0.6, 3.0]], requires_grad=True)   # v(s) per state
+    want_value = -(((G - values.detach()) * log_probs.detach() * alive).sum(1)).mean()
+    loss = X.reinforce_loss(log_probs, rewards, alive, baseline=values)
+    torch.testing.assert_close(loss, want_value)
+    loss.backward()
+    assert values.grad is None                                         # the critic learns from its own loss
 
 
 def test_the_reinforce_gradient_estimates_the_gradient_of_the_expected_return():
@@ -103,7 +109,7 @@ def test_the_reinforce_gradient_estimates_the_gradient_of_the_expected_return():
 
 def test_reinforce_runs_episodes_and_reports_them(model):
     before = [p.detach().clone() for p in model.parameters()]
-    history = X.reinforce(model, updates=2, batch_episodes=4, seed=1)
+    history = X.reinforce(model, updates=2, batch_episodes=4, seed=1)     # with a learned value baseline
     assert len(history) == 2 and all(-1 <= h["return"] <= 1 and 0 <= h["success"] <= 1 for h in history)
     assert any(not torch.equal(p, q) for p, q in zip(before, model.parameters()))
 
@@ -133,6 +139,9 @@ def test_success_rate_carries_its_interval(model):
     (lambda m: X.success_rate(m, "test"), ValueError, "unknown split 'test'"),
     (lambda m: X.reinforce_loss(torch.zeros(2, 3), torch.zeros(2, 3), torch.ones(3, 2, dtype=torch.bool)), ValueError,
      r"must all be \(E, T\)"),
+    (lambda m: X.reinforce_loss(torch.zeros(2, 3), torch.zeros(2, 3), torch.ones(2, 3, dtype=torch.bool),
+                                baseline=torch.zeros(3)), ValueError, r"baseline tensor must be \(E, T\)"),
+    (lambda m: X.reinforce(m, 1, baseline="critic"), ValueError, "unknown baseline 'critic'; allowed: value"),
 ])
 def test_bad_input_is_named(model, call, error, match):
     with pytest.raises(error, match=match):

@@ -14,7 +14,7 @@ ways chapter 12 teaches it (seed 002: a = argmax_a P(a | s), learned by imitatio
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -31,7 +31,8 @@ from .vision import PatchEmbedding, check_images
 from .zoo import register_model
 
 __all__ = ["ExecutorConfig", "InstructionExecutor", "encode_observations", "act", "collect", "clone",
-           "success_rate", "dagger", "sample_episodes", "reinforce_loss", "reinforce"]
+           "success_rate", "dagger", "sample_episodes", "returns_to_go", "reinforce_loss",
+           "BASELINES", "reinforce"]
 
 
 @dataclass
@@ -199,16 +200,27 @@ def dagger(model: InstructionExecutor, data: dict, rounds: int, n_episodes: int,
     return data, curve
 
 
-def reinforce_loss(log_probs: torch.Tensor, rewards: torch.Tensor, alive: torch.Tensor,
-                   baseline: bool = True) -> torch.Tensor:
-    """-(1/E) sum_e sum_t (G_et - b) log pi(a_et | s_et): log_probs, rewards, alive (E, T) (alive False after an
-    episode ended). G_et = sum_{k >= t} r_ek, the return from step t; b the mean of G_e0 over the batch."""
+def returns_to_go(rewards: torch.Tensor, alive: torch.Tensor) -> torch.Tensor:
+    """G_et = sum_{k >= t} r_ek over the steps the episode was alive: rewards, alive (E, T) -> (E, T)."""
+    return (rewards * alive).flip(1).cumsum(1).flip(1)
+
+
+def reinforce_loss(log_probs: torch.Tensor, rewards: torch.Tensor, alive: torch.Tensor, baseline=True) -> torch.Tensor:
+    """-(1/E) sum_e sum_t (G_et - b_et) log pi(a_et | s_et): log_probs, rewards, alive (E, T) (alive False after an
+    episode ended). ``baseline``: True, b = the batch's mean return G_e0; False, b = 0; a tensor (E, T), a learned
+    value v(s_et) per state (Sutton and Barto's REINFORCE with baseline). A baseline that does not depend on the
+    action leaves the gradient's mean unchanged and lowers its variance."""
     if log_probs.shape != rewards.shape or alive.shape != rewards.shape or log_probs.dim() != 2:
         raise ValueError(f"log_probs, rewards and alive must all be (E, T), got {describe(log_probs)}, "
                          f"{describe(rewards)}, {describe(alive)}")
-    rewards = rewards * alive
-    G = rewards.flip(1).cumsum(1).flip(1)                                               # (E, T): returns to go
-    b = G[:, 0].mean() if baseline else 0.0
+    G = returns_to_go(rewards, alive)                                                   # (E, T)
+    if isinstance(baseline, torch.Tensor):
+        if baseline.shape != G.shape:
+            raise ValueError(f"a baseline tensor must be (E, T) like the rewards {tuple(G.shape)}, got "
+                             f"{describe(baseline)}")
+        b = baseline.detach()
+    else:
+        b = G[:, 0].mean() if baseline else 0.0
     return -((G - b).detach() * log_probs * alive).sum(1).mean()
 
 
@@ -237,14 +249,25 @@ def sample_episodes(model: InstructionExecutor, envs: list, seeds: list[int], ge
             "observations": out["observations"], "success": wins}
 
 
+BASELINES = ("value", "mean", "none")
+
+
 def reinforce(model: InstructionExecutor, updates: int, batch_episodes: int = 32, lr: float = 3e-4,
-              split: str = "train", seed: int = 0, baseline: bool = True) -> list[dict]:
+              split: str = "train", seed: int = 0, baseline: str = "value") -> list[dict]:
     """Policy gradient on ShapesGrid: each update samples ``batch_episodes`` episodes from pi (env seeds seed, seed +
-    1, ...), then one AdamW step on ``reinforce_loss``. Returns per update {"return", "success"} of its episodes."""
+    1, ...), then one AdamW step on ``reinforce_loss``. ``baseline`` (BASELINES): "value", a critic v(s) of the
+    executor's architecture with one output, fitted to the returns G_t by least squares alongside; "mean", the
+    batch's mean return; "none". Returns per update {"return", "success"} of its episodes."""
     check_int(updates, "updates")
     check_int(batch_episodes, "batch_episodes")
+    check_one_of(baseline, "baseline", BASELINES)
     envs = [ShapesGridEnv(split=split) for _ in range(batch_episodes)]
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    critic = None
+    if baseline == "value":
+        torch.manual_seed(seed)
+        critic = InstructionExecutor(replace(model.config, n_actions=1)).to(model.head.weight.device)
+        critic_optimizer = torch.optim.AdamW(critic.parameters(), lr=1e-3)
     generator = torch.Generator().manual_seed(seed)
     device, history = model.head.weight.device, []
     for u in range(updates):
@@ -257,7 +280,14 @@ def reinforce(model: InstructionExecutor, updates: int, batch_episodes: int = 32
         log_probs = logits.log_softmax(-1).gather(1, taken[:, None])[:, 0]              # (T E,)
         log_probs = log_probs.view(len(batch["actions"]), -1).T                          # (E, T)
         R, M = (torch.as_tensor(batch[k].T.copy(), device=device) for k in ("rewards", "alive"))   # (E, T)
-        loss = reinforce_loss(log_probs, R, M, baseline)
+        b = baseline == "mean"
+        if critic is not None:
+            b = critic(torch.cat(images), torch.cat(ids))[:, 0].view(len(batch["actions"]), -1).T   # (E, T): v(s)
+            critic_loss = ((b - returns_to_go(R, M)) ** 2 * M).sum() / M.sum()
+            critic_optimizer.zero_grad()
+            critic_loss.backward()
+            critic_optimizer.step()
+        loss = reinforce_loss(log_probs, R, M, b)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
