@@ -23,7 +23,8 @@ from torch import nn
 from .checks import check_id, check_int, check_number, describe
 from .constants import IGNORE_INDEX
 
-__all__ = ["cross_entropy", "collate", "lm_loss", "token_nll", "bigram_pairs", "BigramCounts", "NeuralBigram", "sample_bigram"]
+__all__ = ["cross_entropy", "collate", "lm_loss", "predicted_tokens", "token_nll", "bigram_pairs", "BigramCounts",
+           "NeuralBigram", "sample_bigram"]
 
 
 def cross_entropy(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
@@ -191,6 +192,12 @@ def lm_loss(model: nn.Module, batch: dict, reduction: str = "mean") -> torch.Ten
     targets = batch["labels"][:, 1:]            # (B, T-1)
     return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
                                        ignore_index=IGNORE_INDEX, reduction=reduction)
+
+
+def predicted_tokens(batch: dict) -> torch.Tensor:
+    """How many tokens `lm_loss` averages over: labels at positions 1..T-1 that are not IGNORE_INDEX. The training
+    loop's `count_fn` for a token-mean loss (split over processes, each share is weighted by its tokens)."""
+    return (batch["labels"][:, 1:] != IGNORE_INDEX).sum()
 
 
 @torch.no_grad()

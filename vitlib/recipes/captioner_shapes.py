@@ -34,7 +34,7 @@ from ..captioner import Captioner, CaptionerConfig
 from ..constants import IGNORE_INDEX
 from ..data import ShapesWorld, to_tensor
 from ..decoding import sample
-from ..lm import collate
+from ..lm import collate, predicted_tokens
 from ..lstm_captioner import LSTMCaptioner, LSTMCaptionerConfig
 from ..metrics import accuracy_with_interval, bleu, chair, chair_details, parse_rate
 from ..train import param_groups, train as run_training, warmup_cosine
@@ -136,7 +136,7 @@ def train(steps: int = STEPS, seed: int = 0, device="cpu", progress: bool = True
     history = run_training(model, batches(scenes, tokens, batch_size, generator, random.Random(seed)),
                            caption_loss, optimizer, steps=steps, scheduler=warmup_cosine(optimizer, steps, WARMUP),
                            clip_grad_norm=1.0, eval_fn=lambda m: {"val_loss": caption_loss(m, val)},
-                           eval_every=eval_every, progress=progress, device=device)
+                           eval_every=eval_every, progress=progress, device=device, count_fn=predicted_tokens)
     return model.eval(), history
 
 

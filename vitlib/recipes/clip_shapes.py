@@ -32,6 +32,7 @@ from ..data.language import article
 from ..metrics import recall_at_k
 from ..train import param_groups
 from ..train import train as run_training
+from ..train.distributed import all_gather
 from ..utils import count_parameters, get_device, seed_everything
 
 NAME = "clip-shapes"
@@ -188,7 +189,8 @@ def train(loss: str = "infonce", temperature: float | None = None, margin: float
 
     def step_loss(m: CLIP, batch) -> torch.Tensor:
         images, ids, mask = batch
-        v, t = m.encode_image(images), m.encode_text(ids, mask)
+        # Under torchrun each rank holds B/W pairs; the contrastive loss needs all B (every rank's embeddings).
+        v, t = all_gather(m.encode_image(images)), all_gather(m.encode_text(ids, mask))
         if loss == "infonce":
             return clip_loss(v, t, m.logit_scale)
         if loss == "hinge":

@@ -31,7 +31,7 @@ from ..constants import IGNORE_INDEX
 from ..data import ShapesWorld
 from ..data.language import COLORS, NUMBERS, POSITIONS, SHAPES, SIZES
 from ..decoding import SampleProcessor
-from ..lm import collate, lm_loss, token_nll
+from ..lm import collate, lm_loss, predicted_tokens, token_nll
 from ..metrics import parse_rate, perplexity
 from ..train import param_groups
 from ..train import train as run_training
@@ -223,7 +223,7 @@ def train(steps: int = STEPS, seed: int = 0, device: torch.device | str | None =
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.1)
     history = run_training(model, loader, lm_loss, optimizer, steps=steps, scheduler=schedule, clip_grad_norm=1.0,
                            eval_fn=lambda m: {"val_perplexity": perplexity(token_nll(m, val_seqs))},
-                           eval_every=eval_every, progress=progress)
+                           eval_every=eval_every, progress=progress, count_fn=predicted_tokens)
     return model.eval(), history
 
 

@@ -34,6 +34,7 @@ from ..data import ShapesWorld, to_tensor
 from ..decoding import greedy
 from ..guided_decoding import ContrastiveModel, distort
 from ..instruct import caption_chats, collate_chats, encode_chat, instruction_mix, prompt_ids
+from ..lm import predicted_tokens
 from ..metrics import chair
 from ..train import param_groups, train as run_training, warmup_cosine
 from ..transformer import GPT
@@ -141,7 +142,7 @@ def train(steps: int = STEPS, seed: int = 0, device="cpu", progress: bool = True
         stream = batches(stage, scenes, images, n_img, batch_size, generator, seed + stage)
         history = run_training(model, stream, chat_loss, optimizer, steps=n_steps,
                                scheduler=warmup_cosine(optimizer, n_steps, WARMUP), clip_grad_norm=1.0,
-                               progress=progress, device=device)
+                               progress=progress, device=device, count_fn=predicted_tokens)
         losses += history["loss"]
     model.lm.requires_grad_(True)
     return model.eval(), {"loss": losses, "stage1_steps": stage1_steps}

@@ -1,4 +1,4 @@
-"""The one training loop of the course, and what it logs (chapter 03 writes it in the open; every chapter uses it).
+"""The one training loop of the course (chapter 03 writes it in the open; every chapter uses it).
 
     for step in 1..steps:                               # an optimiser step
         for each of `accumulate` batches:               # gradient accumulation
@@ -6,6 +6,10 @@
             (L / accumulate).backward()
         clip ||grad|| to `clip_grad_norm`; optimizer.step(); scheduler.step(); after_step(model)
         every `eval_every` steps: eval_fn(model) -> {metric: value}, in eval mode, without gradients
+
+Under `torchrun` (an initialised process group) each rank computes the loss on its share of every batch and
+DistributedDataParallel averages the gradients; `vitlib.train.distributed` says how the shares are weighted so that
+the step is the one-process step.
 
 `param_groups(model, weight_decay)` decides once which parameters decay, as nanoGPT's `configure_optimizers` and
 OpenCLIP do: matrices and embedding tables decay; biases, norm scales and scalars such as CLIP's `logit_scale` and
@@ -20,63 +24,12 @@ from collections.abc import Callable, Iterable, Mapping
 import torch
 from torch import nn
 
-from .checks import check_int, check_number, describe
-from .utils import to_device
+from ..checks import check_int, check_number, describe
+from ..utils import to_device
+from .distributed import ShardedStep, rank_and_world
+from .history import History
 
-__all__ = ["History", "train", "param_groups", "warmup_cosine"]
-
-
-class History:
-    """Metric values by step: `log(step, loss=...)`, `h["loss"]`, `h.steps("loss")`, `last`, `plot`."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, list[float]] = {}
-        self._steps: dict[str, list[int]] = {}
-
-    def log(self, step: int, **metrics: float) -> None:
-        for name, value in metrics.items():
-            value = value.item() if hasattr(value, "item") else value  # tensors and numpy scalars -> float
-            self.values.setdefault(name, []).append(float(value))
-            self._steps.setdefault(name, []).append(int(step))
-
-    def _check(self, name: str) -> None:
-        if name not in self.values:
-            raise KeyError(f"no metric {name!r} in this history; it has {self.names}")
-
-    @property
-    def names(self) -> list[str]:
-        return list(self.values)
-
-    def __getitem__(self, name: str) -> list[float]:
-        self._check(name)
-        return self.values[name]
-
-    def __contains__(self, name: str) -> bool:
-        return name in self.values
-
-    def steps(self, name: str) -> list[int]:
-        self._check(name)
-        return self._steps[name]
-
-    def last(self, name: str) -> float:
-        self._check(name)
-        return self.values[name][-1]
-
-    def plot(self, ax=None, names: Iterable[str] | None = None):
-        """Plot each metric against its steps on `ax` (a new figure if None); return the axes."""
-        import matplotlib.pyplot as plt  # lazy: only plotting needs matplotlib
-
-        if ax is None:
-            _, ax = plt.subplots(figsize=(5, 3))
-        for name in self.names if names is None else list(names):
-            ax.plot(self.steps(name), self[name], label=name)
-        ax.set_xlabel("step")
-        ax.legend()
-        return ax
-
-    def __repr__(self) -> str:
-        shown = ", ".join(f"{n}={self.last(n):.4g} ({len(self.values[n])} values)" for n in self.names)
-        return f"History({shown})"
+__all__ = ["train", "param_groups", "warmup_cosine"]
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
@@ -131,13 +84,13 @@ def _loss_parts(out, step: int) -> tuple[torch.Tensor, dict[str, float]]:
 
 
 def _check_arguments(model, loss_fn, optimizer, steps, epochs, scheduler, clip_grad_norm, accumulate, log_every,
-                     eval_fn, eval_every, after_step) -> None:
+                     eval_fn, eval_every, after_step, count_fn) -> None:
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {describe(model)}")
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {describe(optimizer)}")
     for name, fn, optional in (("loss_fn", loss_fn, False), ("eval_fn", eval_fn, True),
-                               ("after_step", after_step, True)):
+                               ("after_step", after_step, True), ("count_fn", count_fn, True)):
         if not (callable(fn) or (optional and fn is None)):
             raise TypeError(f"{name} must be callable{' or None' if optional else ''}, got {describe(fn)}")
     if scheduler is not None and not callable(getattr(scheduler, "step", None)):
@@ -170,6 +123,7 @@ def train(
     eval_every: int | None = None,
     after_step: Callable[[nn.Module], None] | None = None,
     progress: bool = True,
+    count_fn: Callable[[object], int | torch.Tensor] | None = None,
 ) -> History:
     """Train `model` for `steps` optimiser steps or `epochs` passes over `batches`; return its History.
 
@@ -179,20 +133,26 @@ def train(
     optimiser step `scheduler.step()` moves the learning rate and `after_step(model)` may adjust the weights
     (CLIP clamps its logit scale there). With `clip_grad_norm` the gradient norm before clipping is logged as
     "grad_norm". `eval_fn(model) -> dict` runs in eval mode without gradients every `eval_every` steps and after
-    the last one. The progress bar shows the mean loss of the last `log_every` steps.
+    the last one. The progress bar shows the mean loss of the last `log_every` steps (rank 0's bar only).
+
+    `count_fn(batch)` says how many terms the loss averages over (the tokens that are not IGNORE_INDEX, say; default:
+    the examples): a run split over processes or micro-batches weights each share of a batch by its count, so that
+    the step is the one-process step (`vitlib.train.distributed`). It changes nothing in one process.
     """
     _check_arguments(model, loss_fn, optimizer, steps, epochs, scheduler, clip_grad_norm, accumulate, log_every,
-                     eval_fn, eval_every, after_step)
+                     eval_fn, eval_every, after_step, count_fn)
     if device is None:
         first = next(model.parameters(), None)
         device = first.device if first is not None else torch.device("cpu")
     model.to(device).train()
+    sharded = ShardedStep(model, loss_fn, count_fn, device) if ShardedStep.needed() else None
 
     from tqdm.auto import tqdm  # lazy: the notebook-aware bar is only needed while training
 
     total = steps if steps is not None else (
         math.ceil(epochs * len(batches) / accumulate) if hasattr(batches, "__len__") else None)
-    bar = tqdm(total=total, disable=not progress, desc="train", mininterval=1.0)  # each redraw is a kernel message
+    show = progress and rank_and_world()[0] == 0      # one bar, rank 0's, under torchrun
+    bar = tqdm(total=total, disable=not show, desc="train", mininterval=1.0)  # each redraw is a kernel message
     history, window, step, micro, sums = History(), [], 0, 0, {}
     shown: dict[str, str] = {}  # what the bar shows: running loss and the latest eval metrics
 
@@ -234,8 +194,12 @@ def train(
     try:
         optimizer.zero_grad(set_to_none=True)
         for _, batch in _batch_stream(batches, steps, epochs):
-            loss, values = _loss_parts(loss_fn(model, to_device(batch, device)), step + 1)
-            (loss / accumulate).backward()
+            if sharded is None:
+                loss, values = _loss_parts(loss_fn(model, to_device(batch, device)), step + 1)
+                (loss / accumulate).backward()
+            else:   # this rank's share of the batch; the loss parts are the whole batch's
+                values = sharded.backward(batch, 1 / accumulate, sync=micro + 1 == accumulate,
+                                          parse=lambda out: _loss_parts(out, step + 1))
             micro += 1
             sums = {k: sums.get(k, 0.0) + v for k, v in values.items()}
             if micro == accumulate:
@@ -243,6 +207,8 @@ def train(
                 if step == steps:
                     break
         if micro:  # the last pass ended inside an accumulation: step on what it has
+            if sharded is not None:
+                sharded.average_gradients()   # DDP skipped the all-reduce, waiting for the accumulation's end
             optimizer_step()
         if eval_fn is not None and (eval_every is None or step % eval_every != 0):
             evaluate()
