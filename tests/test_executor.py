@@ -62,6 +62,28 @@ def test_a_learner_visits_its_own_states_and_the_expert_labels_them(model):
         obs, _, terminated, _, info = env.step(int(X.act(model, obs)[0]))
 
 
+def test_collect_stops_at_the_labelling_budget():
+    data = X.collect(50, "train", seed=0, max_states=37)
+    assert len(data["actions"]) == len(data["images"]) == 37
+    assert data["episodes"] == len(data["outcomes"]) and all(data["outcomes"])   # finished episodes only
+    full = X.collect(data["episodes"] + 1, "train", seed=0)
+    assert np.array_equal(full["actions"][:37], data["actions"])
+
+
+@pytest.mark.parametrize("visits", X.VISITS)
+def test_dagger_adds_the_same_budget_of_labelled_states_whoever_visits_them(model, visits):
+    start = X.collect(3, "train", seed=0)
+    learner = X.InstructionExecutor(model.config)
+    learner.load_state_dict(model.state_dict())
+    data, curve = X.dagger(learner, start, rounds=2, states=25, steps=3, seed=1, visits=visits,
+                           evaluate=lambda m: {"ok": 1.0})
+    assert [c["states"] for c in curve] == [len(start["actions"]) + 25, len(start["actions"]) + 50]
+    assert all(c["ok"] == 1.0 for c in curve) and len(data["actions"]) == curve[-1]["states"]
+    added = data["actions"][len(start["actions"]):len(start["actions"]) + 25]
+    if visits == "expert":
+        assert np.array_equal(added, X.collect(25, "train", 100_000, max_states=25)["actions"])
+
+
 def test_behaviour_cloning_fits_the_experts_actions():
     torch.manual_seed(0)
     small = X.InstructionExecutor(X.ExecutorConfig(d_model=32, n_layers=1))
@@ -136,6 +158,9 @@ def test_success_rate_carries_its_interval(model):
                            "actions": np.zeros(0, int)}, 5), ValueError, "empty data set"),
     (lambda m: X.clone(m, X.collect(1), 5, lr=-1.0), ValueError, "lr"),
     (lambda m: X.collect(0), ValueError, "n_episodes must be a positive int, got 0"),
+    (lambda m: X.collect(2, max_states=0), ValueError, "max_states must be a positive int, got 0"),
+    (lambda m: X.dagger(m, X.collect(1), 1, 5, 1, visits="teacher"), ValueError,
+     "unknown visits 'teacher'; allowed: learner, expert"),
     (lambda m: X.success_rate(m, "test"), ValueError, "unknown split 'test'"),
     (lambda m: X.reinforce_loss(torch.zeros(2, 3), torch.zeros(2, 3), torch.ones(3, 2, dtype=torch.bool)), ValueError,
      r"must all be \(E, T\)"),

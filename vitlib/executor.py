@@ -31,7 +31,7 @@ from .vision import PatchEmbedding, check_images
 from .zoo import register_model
 
 __all__ = ["ExecutorConfig", "InstructionExecutor", "encode_observations", "act", "collect", "clone",
-           "success_rate", "dagger", "sample_episodes", "returns_to_go", "reinforce_loss",
+           "success_rate", "VISITS", "dagger", "sample_episodes", "returns_to_go", "reinforce_loss",
            "BASELINES", "reinforce"]
 
 
@@ -118,17 +118,26 @@ def act(model: InstructionExecutor, observations, greedy: bool = True, generator
     return a.cpu().numpy()
 
 
-def collect(n_episodes: int, split: str = "train", seed: int = 0, policy=None, world=None) -> dict:
+def collect(n_episodes: int, split: str = "train", seed: int = 0, policy=None, world=None,
+            max_states: int | None = None) -> dict:
     """Roll out ``policy`` (None: the expert) for ``n_episodes`` episodes (env seeds seed, seed + 1, ...); every state
-    visited is labelled with the expert's action. -> {"images" uint8 (N, H, W, 3), "instructions", "actions" (N,),
-    "success" (the actor's rate), "episodes"}."""
+    visited is labelled with the expert's action. With ``max_states``, stop once that many states are labelled (so
+    that two ways of collecting can be given the same labelling budget). -> {"images" uint8 (N, H, W, 3),
+    "instructions", "actions" (N,), "success" (the actor's rate over the episodes it finished), "episodes"}."""
     check_int(n_episodes, "n_episodes")
+    if max_states is not None:
+        check_int(max_states, "max_states")
     env = ShapesGridEnv(world=world, split=split)
     images, texts, labels, wins = [], [], [], []
     for episode in range(n_episodes):
+        if max_states is not None and len(labels) >= max_states:
+            break
         obs, info = env.reset(seed=seed + episode)
         wins.append(False)
         for _ in range(MAX_STEPS):
+            if max_states is not None and len(labels) >= max_states:
+                wins.pop()                                              # cut short: neither a success nor a failure
+                break
             images.append(obs["image"])
             texts.append(obs["instruction"])
             labels.append(info["expert_action"])
@@ -138,7 +147,7 @@ def collect(n_episodes: int, split: str = "train", seed: int = 0, policy=None, w
                 wins[-1] = True
                 break
     return {"images": np.stack(images), "instructions": texts, "actions": np.array(labels),
-            "success": float(np.mean(wins)), "outcomes": wins, "episodes": n_episodes}
+            "success": float(np.mean(wins)) if wins else 0.0, "outcomes": wins, "episodes": len(wins)}
 
 
 def merge(a: dict, b: dict) -> dict:
@@ -184,19 +193,27 @@ def success_rate(model: InstructionExecutor, split: str = "heldout", n_episodes:
     return {"success": round(rate, 4), "interval": [round(x, 4) for x in interval], "n": n_episodes}
 
 
-def dagger(model: InstructionExecutor, data: dict, rounds: int, n_episodes: int, steps: int, seed: int = 0,
-           eval_episodes: int = 200) -> tuple[dict, list[dict]]:
-    """DAgger: each round, roll out the current policy on ``n_episodes`` training tasks, label its states with the
-    expert, add them to ``data`` and clone again on all of it. -> (the aggregated data, per round {"states",
-    "collect_success", "heldout"})."""
+VISITS = ("learner", "expert")
+
+
+def dagger(model: InstructionExecutor, data: dict, rounds: int, states: int, steps: int, seed: int = 0,
+           visits: str = "learner", evaluate=None) -> tuple[dict, list[dict]]:
+    """DAgger (Ross et al., 2011): each round, roll out the current policy on training tasks until it has visited
+    ``states`` states (env seeds from 100,000 (round + 1) + seed), label each with the expert's action, add them to
+    ``data`` and clone again on all of it (``steps`` steps). ``visits="expert"`` is the comparison: the expert's own
+    episodes, the same labelling budget (env seeds from 100,000 (round + 1)). -> (the aggregated data, per round
+    {"states", "collect_success", **evaluate(model)})."""
     check_int(rounds, "rounds")
+    check_one_of(visits, "visits", VISITS)
     curve = []
     for r in range(rounds):
-        visited = collect(n_episodes, "train", seed + 100_000 * (r + 1), policy=model)
-        data = merge(data, visited)
+        first = 100_000 * (r + 1)
+        new = collect(states, "train", first + seed, policy=model, max_states=states) if visits == "learner" else \
+            collect(states, "train", first, max_states=states)
+        data = merge(data, new)
         clone(model, data, steps, seed=seed + r + 1)
-        curve.append({"states": len(data["actions"]), "collect_success": visited["success"],
-                      "heldout": success_rate(model, "heldout", eval_episodes)})
+        curve.append({"states": len(data["actions"]), "collect_success": new["success"],
+                      **(evaluate(model) if evaluate is not None else {})})
     return data, curve
 
 
