@@ -5,6 +5,7 @@
     from_hf_vit(transformers.ViTModel) -> ViT                vitlib.hf.vit    (chapter 04)
     to_hf_clip(CLIP) -> transformers.CLIPModel               vitlib.hf.clip   (chapter 05)
     from_hf_clip(transformers.CLIPModel) -> CLIP             vitlib.hf.clip   (chapter 05)
+    pretrained("gpt2", "gpt2") -> (model, tokenizer) or None  vitlib.hf.hub    (chapter 13: real weights, online)
 
 Each converts weights only; the tests prove that both sides then compute the same outputs. A from_hf_* refuses, with
 a ValueError naming the config field, what our model would compute differently. transformers is imported only inside
@@ -14,6 +15,7 @@ run; the from_hf_* functions never import it (a transformers model exists only o
 
 from .clip import from_hf_clip, to_hf_clip
 from .gpt2 import from_hf_gpt2, to_hf_gpt2
+from .hub import pretrained
 from .vit import from_hf_vit
 
-__all__ = ["to_hf_gpt2", "from_hf_gpt2", "to_hf_clip", "from_hf_clip", "from_hf_vit"]
+__all__ = ["to_hf_gpt2", "from_hf_gpt2", "to_hf_clip", "from_hf_clip", "from_hf_vit", "pretrained"]
