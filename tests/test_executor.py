@@ -1,4 +1,5 @@
-"""vitlib.executor: the instruction-executing policy, behaviour cloning, DAgger's data and REINFORCE's estimator."""
+"""vitlib.executor and vitlib.policy_gradient: the instruction-executing policy, behaviour cloning, DAgger's data,
+and REINFORCE's estimator."""
 
 import gymnasium as gym
 import numpy as np
@@ -7,6 +8,7 @@ import torch
 
 from vitlib import agent as A
 from vitlib import executor as X
+from vitlib import policy_gradient as PG
 
 
 @pytest.fixture(scope="module")
@@ -103,12 +105,12 @@ def test_reinforce_loss_writes_out_returns_to_go_and_the_baseline():
     G = torch.tensor([[0.98, 0.99, 1.0], [0.99, 1.0, 0.0]])          # sum_{k >= t} r_k, alive steps only
     b = (0.98 + 0.99) / 2
     want = -(((G - b) * log_probs.detach() * alive).sum(1)).mean()
-    torch.testing.assert_close(X.reinforce_loss(log_probs, rewards, alive), want)
+    torch.testing.assert_close(PG.reinforce_loss(log_probs, rewards, alive), want)
     want_plain = -((G * log_probs.detach() * alive).sum(1)).mean()
-    torch.testing.assert_close(X.reinforce_loss(log_probs, rewards, alive, baseline=False), want_plain)
+    torch.testing.assert_close(PG.reinforce_loss(log_probs, rewards, alive, baseline=False), want_plain)
     values = torch.tensor([[0.5, 0.7, 0.9], [0.2, 0.6, 3.0]], requires_grad=True)   # v(s) per state
     want_value = -(((G - values.detach()) * log_probs.detach() * alive).sum(1)).mean()
-    loss = X.reinforce_loss(log_probs, rewards, alive, baseline=values)
+    loss = PG.reinforce_loss(log_probs, rewards, alive, baseline=values)
     torch.testing.assert_close(loss, want_value)
     loss.backward()
     assert values.grad is None                                         # the critic learns from its own loss
@@ -124,14 +126,15 @@ def test_the_reinforce_gradient_estimates_the_gradient_of_the_expected_return():
     a = torch.multinomial(theta.softmax(0).detach(), n, replacement=True)
     log_probs = theta.log_softmax(0)[a][:, None]                     # (E, 1)
     for baseline in (False, True):
-        estimate, = torch.autograd.grad(-X.reinforce_loss(log_probs, r[a][:, None], torch.ones(n, 1, dtype=torch.bool),
-                                                          baseline), theta, retain_graph=True)
+        alive = torch.ones(n, 1, dtype=torch.bool)
+        loss = PG.reinforce_loss(log_probs, r[a][:, None], alive, baseline)
+        estimate, = torch.autograd.grad(-loss, theta, retain_graph=True)
         torch.testing.assert_close(estimate, exact, atol=6e-3, rtol=0)
 
 
 def test_reinforce_runs_episodes_and_reports_them(model):
     before = [p.detach().clone() for p in model.parameters()]
-    history = X.reinforce(model, updates=2, batch_episodes=4, seed=1)     # with a learned value baseline
+    history = PG.reinforce(model, updates=2, batch_episodes=4, seed=1)     # with a learned value baseline
     assert len(history) == 2 and all(-1 <= h["return"] <= 1 and 0 <= h["success"] <= 1 for h in history)
     assert any(not torch.equal(p, q) for p, q in zip(before, model.parameters()))
 
@@ -162,11 +165,11 @@ def test_success_rate_carries_its_interval(model):
     (lambda m: X.dagger(m, X.collect(1), 1, 5, 1, visits="teacher"), ValueError,
      "unknown visits 'teacher'; allowed: learner, expert"),
     (lambda m: X.success_rate(m, "test"), ValueError, "unknown split 'test'"),
-    (lambda m: X.reinforce_loss(torch.zeros(2, 3), torch.zeros(2, 3), torch.ones(3, 2, dtype=torch.bool)), ValueError,
+    (lambda m: PG.reinforce_loss(torch.zeros(2, 3), torch.zeros(2, 3), torch.ones(3, 2, dtype=torch.bool)), ValueError,
      r"must all be \(E, T\)"),
-    (lambda m: X.reinforce_loss(torch.zeros(2, 3), torch.zeros(2, 3), torch.ones(2, 3, dtype=torch.bool),
+    (lambda m: PG.reinforce_loss(torch.zeros(2, 3), torch.zeros(2, 3), torch.ones(2, 3, dtype=torch.bool),
                                 baseline=torch.zeros(3)), ValueError, r"baseline tensor must be \(E, T\)"),
-    (lambda m: X.reinforce(m, 1, baseline="critic"), ValueError, "unknown baseline 'critic'; allowed: value"),
+    (lambda m: PG.reinforce(m, 1, baseline="critic"), ValueError, "unknown baseline 'critic'; allowed: value"),
 ])
 def test_bad_input_is_named(model, call, error, match):
     with pytest.raises(error, match=match):
@@ -176,7 +179,7 @@ def test_bad_input_is_named(model, call, error, match):
 def test_sampled_episodes_replay_step_by_step(model):
     """What REINFORCE learns from: the observation of each step is the one its action was taken in."""
     envs = [A.ShapesGridEnv() for _ in range(3)]
-    batch = X.sample_episodes(model, envs, [5, 6, 7], torch.Generator().manual_seed(0))
+    batch = PG.sample_episodes(model, envs, [5, 6, 7], torch.Generator().manual_seed(0))
     T = len(batch["actions"])
     assert batch["rewards"].shape == batch["alive"].shape == (T, 3) and len(batch["observations"]) == T
     for e, seed in enumerate([5, 6, 7]):
@@ -189,3 +192,11 @@ def test_sampled_episodes_replay_step_by_step(model):
             obs, reward, terminated, _, _ = env.step(int(batch["actions"][t, e]))
             assert reward == batch["rewards"][t, e]
         assert batch["success"][e] == terminated
+
+
+def test_an_episode_for_the_viewer_is_the_experts_when_no_policy_is_given():
+    shown = X.episode(seed=4, split="heldout")
+    data = X.collect(1, "heldout", seed=4)
+    assert shown["success"] and len(shown["frames"]) == len(shown["actions"]) + 1 == len(data["actions"]) + 1
+    assert [A.ACTIONS.index(a) for a in shown["actions"]] == data["actions"].tolist()
+    assert np.array_equal(shown["frames"][:-1], data["images"])

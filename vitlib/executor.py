@@ -8,13 +8,13 @@ ways chapter 12 teaches it (seed 002: a = argmax_a P(a | s), learned by imitatio
 
     behaviour cloning   min  E_{s ~ d_expert} [ -log pi(a*(s) | s) ]          the expert's states
     DAgger              min  E_{s ~ d_pi} [ -log pi(a*(s) | s) ]              the learner's states, the expert's labels
-    REINFORCE           grad E[R] = E[ sum_t (G_t - b) grad log pi(a_t | s_t) ],   G_t = sum_{k >= t} r_k
-                        (b, the mean return of the batch, lowers the variance and leaves the mean unchanged)
+
+Learning from the reward alone (REINFORCE) is ``vitlib.policy_gradient``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -30,9 +30,8 @@ from .transformer import Encoder
 from .vision import PatchEmbedding, check_images
 from .zoo import register_model
 
-__all__ = ["ExecutorConfig", "InstructionExecutor", "encode_observations", "act", "collect", "clone",
-           "success_rate", "VISITS", "dagger", "sample_episodes", "returns_to_go", "reinforce_loss",
-           "BASELINES", "reinforce"]
+__all__ = ["ExecutorConfig", "InstructionExecutor", "encode_observations", "act", "collect", "episode", "merge",
+           "clone", "success_rate", "VISITS", "dagger"]
 
 
 @dataclass
@@ -150,6 +149,22 @@ def collect(n_episodes: int, split: str = "train", seed: int = 0, policy=None, w
             "success": float(np.mean(wins)) if wins else 0.0, "outcomes": wins, "episodes": len(wins)}
 
 
+def episode(policy=None, seed: int = 0, split: str = "heldout", world=None) -> dict:
+    """One episode, greedy (``policy`` None: the expert), for the episode viewer: {"instruction", "frames" (T + 1,
+    H, W, 3) uint8, "actions" (T names), "success"}."""
+    env = ShapesGridEnv(world=world, split=split)
+    obs, info = env.reset(seed=seed)
+    frames, actions, success = [obs["image"]], [], False
+    for _ in range(MAX_STEPS):
+        action = info["expert_action"] if policy is None else int(act(policy, obs)[0])
+        obs, _, success, _, info = env.step(action)
+        frames.append(obs["image"])
+        actions.append(ACTIONS[action])
+        if success:
+            break
+    return {"instruction": env.task.text, "frames": np.stack(frames), "actions": actions, "success": success}
+
+
 def merge(a: dict, b: dict) -> dict:
     """Two ``collect`` results as one data set (DAgger's aggregation D <- D u D_i)."""
     return {"images": np.concatenate([a["images"], b["images"]]), "instructions": a["instructions"] + b["instructions"],
@@ -215,100 +230,3 @@ def dagger(model: InstructionExecutor, data: dict, rounds: int, states: int, ste
         curve.append({"states": len(data["actions"]), "collect_success": new["success"],
                       **(evaluate(model) if evaluate is not None else {})})
     return data, curve
-
-
-def returns_to_go(rewards: torch.Tensor, alive: torch.Tensor) -> torch.Tensor:
-    """G_et = sum_{k >= t} r_ek over the steps the episode was alive: rewards, alive (E, T) -> (E, T)."""
-    return (rewards * alive).flip(1).cumsum(1).flip(1)
-
-
-def reinforce_loss(log_probs: torch.Tensor, rewards: torch.Tensor, alive: torch.Tensor, baseline=True) -> torch.Tensor:
-    """-(1/E) sum_e sum_t (G_et - b_et) log pi(a_et | s_et): log_probs, rewards, alive (E, T) (alive False after an
-    episode ended). ``baseline``: True, b = the batch's mean return G_e0; False, b = 0; a tensor (E, T), a learned
-    value v(s_et) per state (Sutton and Barto's REINFORCE with baseline). A baseline that does not depend on the
-    action leaves the gradient's mean unchanged and lowers its variance."""
-    if log_probs.shape != rewards.shape or alive.shape != rewards.shape or log_probs.dim() != 2:
-        raise ValueError(f"log_probs, rewards and alive must all be (E, T), got {describe(log_probs)}, "
-                         f"{describe(rewards)}, {describe(alive)}")
-    G = returns_to_go(rewards, alive)                                                   # (E, T)
-    if isinstance(baseline, torch.Tensor):
-        if baseline.shape != G.shape:
-            raise ValueError(f"a baseline tensor must be (E, T) like the rewards {tuple(G.shape)}, got "
-                             f"{describe(baseline)}")
-        b = baseline.detach()
-    else:
-        b = G[:, 0].mean() if baseline else 0.0
-    return -((G - b).detach() * log_probs * alive).sum(1).mean()
-
-
-def sample_episodes(model: InstructionExecutor, envs: list, seeds: list[int], generator=None) -> dict:
-    """One episode per env (reset with its seed), actions sampled a ~ pi(. | s), all envs stepped together.
-    -> {"observations": per step the E observations, "actions", "rewards", "alive": (T, E), "success": (E,)}."""
-    obs = [env.reset(seed=s)[0] for env, s in zip(envs, seeds)]
-    E = len(envs)
-    alive, wins = np.ones(E, bool), np.zeros(E, bool)
-    out = {"observations": [], "actions": [], "rewards": [], "alive": []}
-    for _ in range(MAX_STEPS):
-        actions = act(model, obs, greedy=False, generator=generator)
-        r = np.zeros(E, np.float32)
-        out["observations"].append(list(obs))                             # a copy: obs changes below
-        for e, env in enumerate(envs):
-            if alive[e]:
-                obs[e], r[e], terminated, _, _ = env.step(int(actions[e]))
-                wins[e] |= terminated
-        out["actions"].append(actions)
-        out["rewards"].append(r)
-        out["alive"].append(alive.copy())
-        alive &= ~wins
-        if not alive.any():
-            break
-    return {**{k: np.stack(v) for k, v in out.items() if k != "observations"},
-            "observations": out["observations"], "success": wins}
-
-
-BASELINES = ("value", "mean", "none")
-
-
-def reinforce(model: InstructionExecutor, updates: int, batch_episodes: int = 32, lr: float = 3e-4,
-              split: str = "train", seed: int = 0, baseline: str = "value") -> list[dict]:
-    """Policy gradient on ShapesGrid: each update samples ``batch_episodes`` episodes from pi (env seeds seed, seed +
-    1, ...), then one AdamW step on ``reinforce_loss``. ``baseline`` (BASELINES): "value", a critic v(s) of the
-    executor's architecture with one output, fitted to the returns G_t by least squares alongside; "mean", the
-    batch's mean return; "none". Returns per update {"return", "success"} of its episodes."""
-    check_int(updates, "updates")
-    check_int(batch_episodes, "batch_episodes")
-    check_one_of(baseline, "baseline", BASELINES)
-    envs = [ShapesGridEnv(split=split) for _ in range(batch_episodes)]
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
-    critic = None
-    if baseline == "value":
-        torch.manual_seed(seed)
-        critic = InstructionExecutor(replace(model.config, n_actions=1)).to(model.head.weight.device)
-        critic_optimizer = torch.optim.AdamW(critic.parameters(), lr=1e-3)
-    generator = torch.Generator().manual_seed(seed)
-    device, history = model.head.weight.device, []
-    for u in range(updates):
-        model.eval()
-        batch = sample_episodes(model, envs, [seed + u * batch_episodes + e for e in range(batch_episodes)], generator)
-        model.train()
-        images, ids = zip(*(encode_observations(o, device) for o in batch["observations"]))
-        logits = model(torch.cat(images), torch.cat(ids))                                # (T E, A)
-        taken = torch.as_tensor(batch["actions"].reshape(-1), device=device)             # (T E,), step-major
-        log_probs = logits.log_softmax(-1).gather(1, taken[:, None])[:, 0]              # (T E,)
-        log_probs = log_probs.view(len(batch["actions"]), -1).T                          # (E, T)
-        R, M = (torch.as_tensor(batch[k].T.copy(), device=device) for k in ("rewards", "alive"))   # (E, T)
-        b = baseline == "mean"
-        if critic is not None:
-            b = critic(torch.cat(images), torch.cat(ids))[:, 0].view(len(batch["actions"]), -1).T   # (E, T): v(s)
-            critic_loss = ((b - returns_to_go(R, M)) ** 2 * M).sum() / M.sum()
-            critic_optimizer.zero_grad()
-            critic_loss.backward()
-            critic_optimizer.step()
-        loss = reinforce_loss(log_probs, R, M, b)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        history.append({"return": float((batch["rewards"] * batch["alive"]).sum(0).mean()),
-                        "success": float(batch["success"].mean())})
-    model.eval()
-    return history
