@@ -64,6 +64,14 @@ def test_a_learner_visits_its_own_states_and_the_expert_labels_them(model):
         obs, _, terminated, _, info = env.step(int(X.act(model, obs)[0]))
 
 
+def test_with_beta_one_the_expert_does_all_the_acting(model):
+    mixed = X.collect(6, "train", seed=2, policy=model, beta=1.0)
+    expert = X.collect(6, "train", seed=2)
+    assert np.array_equal(mixed["images"], expert["images"]) and mixed["success"] == 1.0
+    half = X.collect(6, "train", seed=2, policy=model, beta=0.5)
+    assert not np.array_equal(half["actions"][:len(expert["actions"])], expert["actions"])
+
+
 def test_collect_stops_at_the_labelling_budget():
     data = X.collect(50, "train", seed=0, max_states=37)
     assert len(data["actions"]) == len(data["images"]) == 37
@@ -162,6 +170,7 @@ def test_success_rate_carries_its_interval(model):
     (lambda m: X.clone(m, X.collect(1), 5, lr=-1.0), ValueError, "lr"),
     (lambda m: X.collect(0), ValueError, "n_episodes must be a positive int, got 0"),
     (lambda m: X.collect(2, max_states=0), ValueError, "max_states must be a positive int, got 0"),
+    (lambda m: X.collect(2, policy=m, beta=1.5), ValueError, "beta"),
     (lambda m: X.dagger(m, X.collect(1), 1, 5, 1, visits="teacher"), ValueError,
      "unknown visits 'teacher'; allowed: learner, expert"),
     (lambda m: X.success_rate(m, "test"), ValueError, "unknown split 'test'"),

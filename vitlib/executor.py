@@ -14,6 +14,7 @@ Learning from the reward alone (REINFORCE) is ``vitlib.policy_gradient``.
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 
 import numpy as np
@@ -118,14 +119,17 @@ def act(model: InstructionExecutor, observations, greedy: bool = True, generator
 
 
 def collect(n_episodes: int, split: str = "train", seed: int = 0, policy=None, world=None,
-            max_states: int | None = None) -> dict:
+            max_states: int | None = None, beta: float = 0.0) -> dict:
     """Roll out ``policy`` (None: the expert) for ``n_episodes`` episodes (env seeds seed, seed + 1, ...); every state
-    visited is labelled with the expert's action. With ``max_states``, stop once that many states are labelled (so
-    that two ways of collecting can be given the same labelling budget). -> {"images" uint8 (N, H, W, 3),
-    "instructions", "actions" (N,), "success" (the actor's rate over the episodes it finished), "episodes"}."""
+    visited is labelled with the expert's action. ``beta``: at each step the expert acts instead, with that
+    probability (DAgger's mixture beta pi* + (1 - beta) pi). With ``max_states``, stop once that many states are
+    labelled (so that two ways of collecting can be given the same labelling budget). -> {"images" uint8 (N, H, W,
+    3), "instructions", "actions" (N,), "success" (the actor's rate over the episodes it finished), "episodes"}."""
     check_int(n_episodes, "n_episodes")
+    check_number(beta, "beta", 0.0, 1.0)
     if max_states is not None:
         check_int(max_states, "max_states")
+    coin = random.Random(seed)
     env = ShapesGridEnv(world=world, split=split)
     images, texts, labels, wins = [], [], [], []
     for episode in range(n_episodes):
@@ -140,8 +144,8 @@ def collect(n_episodes: int, split: str = "train", seed: int = 0, policy=None, w
             images.append(obs["image"])
             texts.append(obs["instruction"])
             labels.append(info["expert_action"])
-            action = labels[-1] if policy is None else int(act(policy, obs)[0])
-            obs, _, terminated, _, info = env.step(action)
+            expert = policy is None or (beta > 0 and coin.random() < beta)
+            obs, _, terminated, _, info = env.step(labels[-1] if expert else int(act(policy, obs)[0]))
             if terminated:
                 wins[-1] = True
                 break
@@ -212,19 +216,20 @@ VISITS = ("learner", "expert")
 
 
 def dagger(model: InstructionExecutor, data: dict, rounds: int, states: int, steps: int, seed: int = 0,
-           visits: str = "learner", evaluate=None) -> tuple[dict, list[dict]]:
+           visits: str = "learner", evaluate=None, beta: float = 0.0) -> tuple[dict, list[dict]]:
     """DAgger (Ross et al., 2011): each round, roll out the current policy on training tasks until it has visited
     ``states`` states (env seeds from 100,000 (round + 1) + seed), label each with the expert's action, add them to
     ``data`` and clone again on all of it (``steps`` steps). ``visits="expert"`` is the comparison: the expert's own
     episodes, the same labelling budget (env seeds from 100,000 (round + 1)). -> (the aggregated data, per round
-    {"states", "collect_success", **evaluate(model)})."""
+    {"states", "collect_success", **evaluate(model)}). ``beta``: the expert's share of the acting in the learner's
+    rounds (Ross et al.'s mixture; 0, the learner alone)."""
     check_int(rounds, "rounds")
     check_one_of(visits, "visits", VISITS)
     curve = []
     for r in range(rounds):
         first = 100_000 * (r + 1)
-        new = collect(states, "train", first + seed, policy=model, max_states=states) if visits == "learner" else \
-            collect(states, "train", first, max_states=states)
+        new = collect(states, "train", first + seed, policy=model, max_states=states, beta=beta) \
+            if visits == "learner" else collect(states, "train", first, max_states=states)
         data = merge(data, new)
         clone(model, data, steps, seed=seed + r + 1)
         curve.append({"states": len(data["actions"]), "collect_success": new["success"],
