@@ -61,16 +61,17 @@ def run_one(kind: str, value, seed: int, steps: int = STEPS, eval_every: int = E
 
 def fits(runs: list[dict]) -> dict[str, dict]:
     """The power laws L(N) (size runs) and L(D) (data runs) fitted to the mean loss over seeds of each point, and
-    the points themselves: {kind: {"x", "loss", "spread", **fit_power_law}}."""
+    the points themselves: {kind: {"x", "loss", "spread", **fit_power_law}}. A point is one size or one number of
+    documents; its x is N, or the mean over seeds of D (each seed draws its own documents)."""
     out = {}
     for kind, x_key in (("size", "N"), ("data", "D")):
         points = {}
         for r in (r for r in runs if r["kind"] == kind):
-            points.setdefault(r[x_key], []).append(r["val_loss"])
-        x = sorted(points)
-        loss = [float(np.mean(points[k])) for k in x]
-        spread = [float(np.std(points[k])) for k in x]
-        if len(x) >= 3:
+            points.setdefault(str(r["value"]), []).append((r[x_key], r["val_loss"]))
+        rows = sorted((float(np.mean([x for x, _ in p])), float(np.mean([v for _, v in p])),
+                       float(np.std([v for _, v in p]))) for p in points.values())
+        if len(rows) >= 3:
+            x, loss, spread = (list(col) for col in zip(*rows))
             out[kind] = {"x": x, "loss": loss, "spread": spread, **fit_power_law(x, loss)}
     return out
 
