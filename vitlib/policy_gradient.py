@@ -87,8 +87,9 @@ def reinforce(model: InstructionExecutor, updates: int, batch_episodes: int = 32
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
     critic = None
     if baseline == "value":
-        torch.manual_seed(seed)
-        critic = InstructionExecutor(replace(model.config, n_actions=1)).to(model.head.weight.device)
+        with torch.random.fork_rng(devices=[]):   # a seeded critic, without resetting the caller's random stream
+            torch.manual_seed(seed)
+            critic = InstructionExecutor(replace(model.config, n_actions=1)).to(model.head.weight.device)
         critic_optimizer = torch.optim.AdamW(critic.parameters(), lr=1e-3)
     generator = torch.Generator().manual_seed(seed)
     device, history = model.head.weight.device, []
