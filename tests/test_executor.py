@@ -106,6 +106,13 @@ def test_behaviour_cloning_fits_the_experts_actions():
     assert np.mean(losses[-20:]) < 0.7 * np.mean(losses[:5]) and accuracy > majority + 0.25
 
 
+@pytest.mark.parametrize("steps", range(1, 13))
+def test_short_cloning_runs_keep_a_finite_schedule(model, steps):
+    data = X.collect(2, "train", seed=0)
+    losses = X.clone(model, data, steps, batch_size=4)
+    assert len(losses) == steps and np.isfinite(losses).all()
+
+
 def test_reinforce_loss_writes_out_returns_to_go_and_the_baseline():
     log_probs = torch.tensor([[-0.5, -1.0, -2.0], [-0.1, -0.2, -0.3]], requires_grad=True)
     rewards = torch.tensor([[-0.01, -0.01, 1.0], [-0.01, 1.0, 5.0]])
@@ -147,6 +154,25 @@ def test_reinforce_runs_episodes_and_reports_them(model):
     assert any(not torch.equal(p, q) for p, q in zip(before, model.parameters()))
 
 
+def test_reinforce_on_the_head_leaves_the_representation_alone_and_reports_evaluations():
+    torch.manual_seed(0)
+    small = X.InstructionExecutor(X.ExecutorConfig(d_model=32, n_layers=1))
+    before = {k: v.clone() for k, v in small.state_dict().items()}
+    history = PG.reinforce(small, updates=3, batch_episodes=2, lr=0.1, seed=2, baseline="mean", train="head",
+                           evaluate=lambda m: {"probe": 1.0}, every=2)
+    after = small.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed == {"head.weight", "head.bias"}
+    assert all(p.requires_grad for p in small.parameters())                       # unfrozen again
+    assert ["probe" in h for h in history] == [False, True, False]
+
+
+def test_sampled_success_is_seeded_and_carries_its_interval(model):
+    first, again = (PG.sampled_success(model, "train", 6, seed=11, batch=4) for _ in range(2))
+    assert first == again and first["n"] == 6
+    assert first["interval"][0] <= first["success"] <= first["interval"][1]
+
+
 def test_success_rate_carries_its_interval(model):
     result = X.success_rate(model, "heldout", 10)
     low, high = result["interval"]
@@ -179,6 +205,9 @@ def test_success_rate_carries_its_interval(model):
     (lambda m: PG.reinforce_loss(torch.zeros(2, 3), torch.zeros(2, 3), torch.ones(2, 3, dtype=torch.bool),
                                 baseline=torch.zeros(3)), ValueError, r"baseline tensor must be \(E, T\)"),
     (lambda m: PG.reinforce(m, 1, baseline="critic"), ValueError, "unknown baseline 'critic'; allowed: value"),
+    (lambda m: PG.reinforce(m, 1, train="encoder"), ValueError, "unknown train 'encoder'; allowed: all, head"),
+    (lambda m: PG.reinforce(m, 1, every=-1), ValueError, "every must be an int >= 0, got -1"),
+    (lambda m: PG.sampled_success(m, "train", 0), ValueError, "n_episodes must be a positive int, got 0"),
 ])
 def test_bad_input_is_named(model, call, error, match):
     with pytest.raises(error, match=match):

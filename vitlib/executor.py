@@ -189,7 +189,9 @@ def clone(model: InstructionExecutor, data: dict, steps: int, lr: float = 2e-3, 
     actions = torch.as_tensor(data["actions"], device=device)
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=steps, pct_start=0.1)
+    # a 10% warm-up; OneCycleLR divides by zero when the warm-up is exactly one step (steps == 10)
+    warmup = 0.1 if steps > 10 else 0.3
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=steps, pct_start=warmup)
     losses = []
     model.train()
     for _ in range(steps):

@@ -18,8 +18,10 @@ import torch
 from .agent import MAX_STEPS, ShapesGridEnv
 from .checks import check_int, check_one_of, describe
 from .executor import InstructionExecutor, act, encode_observations
+from .metrics import accuracy_with_interval
 
-__all__ = ["returns_to_go", "reinforce_loss", "sample_episodes", "BASELINES", "reinforce"]
+__all__ = ["returns_to_go", "reinforce_loss", "sample_episodes", "sampled_success", "BASELINES", "TRAINABLE",
+           "reinforce"]
 
 
 def returns_to_go(rewards: torch.Tensor, alive: torch.Tensor) -> torch.Tensor:
@@ -71,50 +73,90 @@ def sample_episodes(model: InstructionExecutor, envs: list, seeds: list[int], ge
             "observations": out["observations"], "success": wins}
 
 
+def sampled_success(model: InstructionExecutor, split: str = "heldout", n_episodes: int = 256, seed: int = 1_000_000,
+                    batch: int = 128) -> dict:
+    """The success of the *stochastic* policy a ~ pi(. | s), the J that REINFORCE climbs (with R = success), on
+    ``n_episodes`` episodes of ``split`` (env seeds seed ...; the sampling seeded too): {"success", "interval", "n"}."""
+    check_int(n_episodes, "n_episodes")
+    check_int(batch, "batch")
+    generator, wins = torch.Generator().manual_seed(seed), []
+    for start in range(0, n_episodes, batch):
+        envs = [ShapesGridEnv(split=split) for _ in range(min(batch, n_episodes - start))]
+        wins += sample_episodes(model, envs, [seed + start + e for e in range(len(envs))], generator)["success"].tolist()
+    rate, interval = accuracy_with_interval(wins)
+    return {"success": round(rate, 4), "interval": [round(x, 4) for x in interval], "n": n_episodes}
+
+
 BASELINES = ("value", "mean", "none")
+TRAINABLE = ("all", "head")
 
 
 def reinforce(model: InstructionExecutor, updates: int, batch_episodes: int = 32, lr: float = 3e-4,
-              split: str = "train", seed: int = 0, baseline: str = "value") -> list[dict]:
+              split: str = "train", seed: int = 0, baseline: str = "value", train: str = "all", evaluate=None,
+              every: int = 0) -> list[dict]:
     """Policy gradient on ShapesGrid: each update samples ``batch_episodes`` episodes from pi (env seeds seed, seed +
     1, ...), then one AdamW step on ``reinforce_loss``. ``baseline`` (BASELINES): "value", a critic v(s) of the
     executor's architecture with one output, fitted to the returns G_t by least squares alongside; "mean", the
-    batch's mean return; "none". Returns per update {"return", "success"} of its episodes."""
+    batch's mean return; "none". ``train`` (TRAINABLE): "all" the weights, or only the action "head" W, the
+    representation h kept as it is (fewer parameters, a less noisy gradient). Returns per update {"return",
+    "success"} of its episodes, with ``evaluate(model)``'s dict merged in after every ``every``-th update."""
     check_int(updates, "updates")
     check_int(batch_episodes, "batch_episodes")
+    check_int(every, "every", minimum=0)
     check_one_of(baseline, "baseline", BASELINES)
+    check_one_of(train, "train", TRAINABLE)
     envs = [ShapesGridEnv(split=split) for _ in range(batch_episodes)]
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    trained = model.head.parameters() if train == "head" else model.parameters()
+    optimizer = torch.optim.AdamW(trained, lr=lr, weight_decay=0.0)
     critic = None
     if baseline == "value":
         with torch.random.fork_rng(devices=[]):   # a seeded critic, without resetting the caller's random stream
             torch.manual_seed(seed)
-            critic = InstructionExecutor(replace(model.config, n_actions=1)).to(model.head.weight.device)
-        critic_optimizer = torch.optim.AdamW(critic.parameters(), lr=1e-3)
-    generator = torch.Generator().manual_seed(seed)
-    device, history = model.head.weight.device, []
-    for u in range(updates):
+            net = InstructionExecutor(replace(model.config, n_actions=1)).to(model.head.weight.device)
+        critic = (net, torch.optim.AdamW(net.parameters(), lr=1e-3))
+    generator, history = torch.Generator().manual_seed(seed), []
+    heads = {id(p) for p in model.head.parameters()}
+    frozen = [p for p in model.parameters() if train == "head" and id(p) not in heads and p.requires_grad]
+    for p in frozen:
+        p.requires_grad_(False)                 # no gradient to compute, or to keep, for the representation
+    try:
+        for u in range(updates):
+            seeds = [seed + u * batch_episodes + e for e in range(batch_episodes)]
+            history.append(_update(model, optimizer, critic, baseline, envs, seeds, generator))
+            if evaluate is not None and every and (u + 1) % every == 0:
+                model.eval()
+                history[-1].update(evaluate(model))
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
         model.eval()
-        batch = sample_episodes(model, envs, [seed + u * batch_episodes + e for e in range(batch_episodes)], generator)
-        model.train()
-        images, ids = zip(*(encode_observations(o, device) for o in batch["observations"]))
-        logits = model(torch.cat(images), torch.cat(ids))                                # (T E, A)
-        taken = torch.as_tensor(batch["actions"].reshape(-1), device=device)             # (T E,), step-major
-        log_probs = logits.log_softmax(-1).gather(1, taken[:, None])[:, 0]              # (T E,)
-        log_probs = log_probs.view(len(batch["actions"]), -1).T                          # (E, T)
-        R, M = (torch.as_tensor(batch[k].T.copy(), device=device) for k in ("rewards", "alive"))   # (E, T)
-        b = baseline == "mean"
-        if critic is not None:
-            b = critic(torch.cat(images), torch.cat(ids))[:, 0].view(len(batch["actions"]), -1).T   # (E, T): v(s)
-            critic_loss = ((b - returns_to_go(R, M)) ** 2 * M).sum() / M.sum()
-            critic_optimizer.zero_grad()
-            critic_loss.backward()
-            critic_optimizer.step()
-        loss = reinforce_loss(log_probs, R, M, b)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        history.append({"return": float((batch["rewards"] * batch["alive"]).sum(0).mean()),
-                        "success": float(batch["success"].mean())})
-    model.eval()
     return history
+
+
+def _update(model, optimizer, critic, baseline: str, envs: list, seeds: list[int], generator) -> dict:
+    """One REINFORCE step: sample an episode per env from pi, fit the critic (if any) to the returns, then one
+    optimiser step on ``reinforce_loss``. -> {"return", "success"} of the sampled episodes."""
+    device = model.head.weight.device
+    model.eval()
+    batch = sample_episodes(model, envs, seeds, generator)
+    model.train()
+    images, ids = zip(*(encode_observations(o, device) for o in batch["observations"]))
+    images, ids = torch.cat(images), torch.cat(ids)                                  # step-major: row t E + e
+    logits = model(images, ids)                                                      # (T E, A)
+    taken = torch.as_tensor(batch["actions"].reshape(-1), device=device)             # (T E,), step-major
+    log_probs = logits.log_softmax(-1).gather(1, taken[:, None])[:, 0]              # (T E,)
+    log_probs = log_probs.view(len(batch["actions"]), -1).T                          # (E, T)
+    R, M = (torch.as_tensor(batch[k].T.copy(), device=device) for k in ("rewards", "alive"))   # (E, T)
+    b = baseline == "mean"
+    if critic is not None:
+        net, critic_optimizer = critic
+        b = net(images, ids)[:, 0].view(len(batch["actions"]), -1).T                    # (E, T): v(s)
+        critic_loss = ((b - returns_to_go(R, M)) ** 2 * M).sum() / M.sum()
+        critic_optimizer.zero_grad()
+        critic_loss.backward()
+        critic_optimizer.step()
+    loss = reinforce_loss(log_probs, R, M, b)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return {"return": float((batch["rewards"] * batch["alive"]).sum(0).mean()), "success": float(batch["success"].mean())}

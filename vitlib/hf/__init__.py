@@ -15,7 +15,7 @@ run; the from_hf_* functions never import it (a transformers model exists only o
 
 from .clip import from_hf_clip, to_hf_clip
 from .gpt2 import from_hf_gpt2, to_hf_gpt2
-from .hub import pretrained
+from .hub import offline, pretrained
 from .vit import from_hf_vit
 
-__all__ = ["to_hf_gpt2", "from_hf_gpt2", "to_hf_clip", "from_hf_clip", "from_hf_vit", "pretrained"]
+__all__ = ["to_hf_gpt2", "from_hf_gpt2", "to_hf_clip", "from_hf_clip", "from_hf_vit", "pretrained", "offline"]
