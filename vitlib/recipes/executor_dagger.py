@@ -4,14 +4,15 @@ learner's own states labelled by the expert (DAgger, Ross et al., 2011), over se
     start      behaviour cloning on START_EPISODES expert episodes (START_STEPS steps): the thin-data policy
     bc         ROUNDS rounds, each adding ROUND_STATES more states of *expert* episodes, then ROUND_STEPS steps on
                all data
-    dagger     ROUNDS rounds, each rolling out the current policy on training tasks until it has visited ROUND_STATES
-               states, labelling each with the expert's action, then ROUND_STEPS steps on all data
+    dagger     ROUNDS rounds, each rolling out the mixture policy (the expert acts with probability BETA, the current
+               policy otherwise; Ross et al.'s beta pi* + (1 - beta) pi) on training tasks until it has visited
+               ROUND_STATES states, labelling each with the expert's action, then ROUND_STEPS steps on all data
 
 Both get the same labelling budget, the expert's answers to ROUND_STATES states a round; they differ only in whose
 states are asked about.
 Every curve point is the greedy success on N_EVAL held-out-composition episodes (fixed env seeds, none used in
 training). A seed fixes the initial weights, the batches and the sampled actions; the expert data of a round are
-the same for every seed. About 7 minutes a run on one core.
+the same for every seed. About 10 minutes a run on one core.
 
     python -m vitlib.recipes.executor_dagger --save --workers 2   # writes data/results/executor-dagger.json
 """
@@ -30,8 +31,9 @@ from ..utils import seed_everything
 
 NAME = "executor-dagger"
 SEEDS = (0, 1, 2)
-START_EPISODES, START_STEPS = 200, 1000
-ROUNDS, ROUND_STATES, ROUND_STEPS = 4, 1200, 1000
+START_EPISODES, START_STEPS = 600, 1000
+ROUNDS, ROUND_STATES, ROUND_STEPS = 3, 1200, 500
+BETA = 0.5
 N_EVAL, EVAL_SEED = 200, 2_000_000
 METHODS = ("bc", "dagger")
 CHECK = {"method": "dagger", "seed": 0, "rounds": 1, "episodes": 5, "start_steps": 20, "states": 30,
@@ -62,7 +64,7 @@ def run_one(method: str, seed: int, rounds: int = ROUNDS, episodes: int = START_
     model, data = thin_policy(seed, episodes, start_steps)
     points = [{"states": len(data["actions"]), "heldout": heldout(model, n_eval)}]
     _, curve = dagger(model, data, rounds, states, steps, seed, visits="learner" if method == "dagger" else "expert",
-                      evaluate=lambda m: {"heldout": heldout(m, n_eval)})
+                      evaluate=lambda m: {"heldout": heldout(m, n_eval)}, beta=BETA)
     points += [{"states": c["states"], "heldout": c["heldout"]} for c in curve]
     return {"method": method, "seed": seed, "points": points, "seconds": round(time.process_time() - start, 1)}
 
@@ -83,7 +85,7 @@ def main(argv=None) -> dict:
     if args.save:
         command = " ".join(["python -m", __spec__.name, *(sys.argv[1:] if argv is None else argv)])
         settings = {"seeds": args.seeds, "start": [START_EPISODES, START_STEPS],
-                    "rounds": [ROUNDS, ROUND_STATES, ROUND_STEPS],
+                    "rounds": [ROUNDS, ROUND_STATES, ROUND_STEPS], "beta": BETA,
                     "n_eval": N_EVAL, "device": "cpu", "threads": 1}
         print("wrote", results_json.save(NAME, settings, results, command))
     return results
