@@ -36,7 +36,7 @@ def pretrained(name: str, kind: str):
         model = model_cls.from_pretrained(name, local_files_only=offline())
         helper = helper_cls.from_pretrained(name, local_files_only=offline())
     except OSError as error:   # what transformers raises for a missing file, a missing cache or no connection
-        why = "HF_HUB_OFFLINE=1 and no local copy" if offline() else f"the Hub did not answer ({type(error).__name__})"
-        print(f"skipped: {name!r} cannot be loaded here ({why}); online, this cell loads and uses it")
+        why = "HF_HUB_OFFLINE=1, no local copy" if offline() else f"the Hub did not answer ({type(error).__name__})"
+        print(f"skipped, {name} not loaded: {why}")   # one line, narrow enough for the book's page
         return None
     return model.eval(), helper
