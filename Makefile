@@ -15,7 +15,7 @@ TEST_PATHS := tests $(wildcard chapters)
 # its time waiting for the other. A line marks each chapter's start and end (tests/conftest.py).
 PYTEST := HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 $(VPY) -m pytest -n 2 --dist loadscope
 
-.PHONY: book test test-fast clean
+.PHONY: book test test-fast student clean
 
 # Renders the committed notebooks and their outputs into _build/html; executes nothing.
 book:
@@ -33,6 +33,12 @@ test:
 test-fast:
 	@$(SETUP) test
 	$(PYTEST) -m "not slow" tests $(PYTEST_ARGS)
+
+# A student edition of every chapter in student/: solutions replaced by a stub, exercise outputs cleared
+# (the instructor guide, "Classroom").
+student:
+	@$(SETUP) test
+	$(VPY) -m vitlib.classroom student --out student
 
 clean:
 	rm -rf _build .pytest_cache $(VENV)

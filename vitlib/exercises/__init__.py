@@ -18,12 +18,14 @@ from __future__ import annotations
 import copy
 import dis
 import functools
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from .compare import kind, mismatch, short_repr, type_name
 
-__all__ = ["Case", "check", "function_name", "hint_on_error", "kind", "mismatch", "short_repr", "type_name"]
+__all__ = ["Case", "check", "function_name", "graded", "hint_on_error", "kind", "mismatch", "short_repr",
+           "type_name"]
 
 
 @dataclass
@@ -180,3 +182,18 @@ def check(
     if len(failures) > show:
         print(f"  ... and {len(failures) - show} more failing cases")
     return False
+
+
+def graded(*passed) -> None:
+    """An autograded test cell's verdict on the checkers' results (``vitlib.classroom``). Under nbgrader's autograder
+    (which sets NBGRADER_EXECUTION) a check that did not pass raises AssertionError, so the cell scores 0 and the
+    checker's feedback printed above goes into the student's feedback; run by hand it only says so, and the
+    notebook runs on."""
+    if not passed or not all(isinstance(p, bool) for p in passed):
+        raise TypeError(f"graded expects the True/False results of checkers, got {short_repr(passed)}")
+    if all(passed):
+        print("✓ autograded: passed")
+    elif os.environ.get("NBGRADER_EXECUTION"):
+        raise AssertionError("the checker above did not pass: see its feedback")
+    else:
+        print("✗ autograded: not passed yet; nbgrader would give this cell 0 points")
