@@ -15,13 +15,23 @@ TEST_PATHS := tests $(wildcard chapters)
 # its time waiting for the other. A line marks each chapter's start and end (tests/conftest.py).
 PYTEST := HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 $(VPY) -m pytest -n 2 --dist loadscope
 
-.PHONY: book test test-fast student clean
+.PHONY: book translations test test-fast student clean
 
 # Renders the committed notebooks and their outputs into _build/html; executes nothing.
 book:
 	@$(SETUP) book
 	$(VENV)/bin/jupyter-book build . -W --keep-going
-	@echo "Open _build/html/index.html in a browser."
+	$(VPY) book/build_zh.py
+	@echo "Open _build/html/index.html (English) or _build/html/zh/index.html (Chinese) in a browser."
+
+# After editing a chapter or a page: extract its strings again and bring locales/zh_CN up to date (new strings
+# untranslated, changed ones marked fuzzy); then translate them in locales/zh_CN/LC_MESSAGES/*.po.
+translations:
+	@$(SETUP) book
+	rm -rf _build/gettext _build/.doctrees-gettext
+	$(VENV)/bin/jupyter-book config sphinx . > /dev/null
+	$(VENV)/bin/sphinx-build -q -b gettext . _build/gettext -d _build/.doctrees-gettext; status=$$?; rm -f conf.py; exit $$status
+	$(VENV)/bin/sphinx-intl update -p _build/gettext -l zh_CN -d locales
 
 # Unit tests of vitlib, repository checks, and every chapter re-run with nbval.
 test:

@@ -12,6 +12,8 @@ puts it under /tmp/noto/usr/share/fonts/opentype/noto/ (installed, it is in /usr
         --text-file=/tmp/cjk.txt --no-hinting --desubroutinize \\
         --flavor=woff --output-file=book/_static/fonts/NotoSansCJKsc-course.woff
 
+The Chinese edition (locales/zh_CN) shares the font: its translations count as the book's text.
+
 (--font-number=2 picks Noto Sans CJK SC in the collection; fontTools.ttLib.TTCollection lists the faces.)
 WOFF, not WOFF2, so that fontTools reads it without the brotli package.
 """
@@ -56,6 +58,18 @@ def book_texts() -> dict[str, str]:
     return texts
 
 
+def all_texts() -> dict[str, str]:
+    """What both editions show: the English edition's text and every translation in locales/zh_CN/LC_MESSAGES
+    (the Chinese edition shares the font, and its code and untranslated strings are the English ones)."""
+    from babel.messages.pofile import read_po
+
+    texts = book_texts()
+    for path in sorted((ROOT / "locales" / "zh_CN" / "LC_MESSAGES").rglob("*.po")):
+        with open(path, "rb") as f:
+            texts[path.relative_to(ROOT).as_posix()] = "\n".join(m.string for m in read_po(f) if m.id)
+    return texts
+
+
 def cjk_characters(texts: dict[str, str]) -> dict[str, str]:
     """Each CJK character in `texts`, with the first file it appears in."""
     where = {}
@@ -66,8 +80,8 @@ def cjk_characters(texts: dict[str, str]) -> dict[str, str]:
 
 
 def subset_text() -> str:
-    """The characters the subset font holds: those the book uses, and the CJK punctuation."""
-    return "".join(sorted(set(cjk_characters(book_texts())) | set(PUNCTUATION))) + "\n"
+    """The characters the subset font holds: those both editions use, and the CJK punctuation."""
+    return "".join(sorted(set(cjk_characters(all_texts())) | set(PUNCTUATION))) + "\n"
 
 
 def test_cjk_pattern():
@@ -79,7 +93,7 @@ def test_cjk_pattern():
 def test_subset_font_covers_the_books_cjk_text():
     ttLib = pytest.importorskip("fontTools.ttLib")
     cmap = ttLib.TTFont(FONT).getBestCmap()
-    missing = {char: name for char, name in cjk_characters(book_texts()).items() if ord(char) not in cmap}
+    missing = {char: name for char, name in cjk_characters(all_texts()).items() if ord(char) not in cmap}
     assert not missing, (
         f"{len(missing)} CJK characters are not in {FONT.relative_to(ROOT)}; regenerate the subset "
         "(see this file's docstring): "

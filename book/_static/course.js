@@ -10,3 +10,22 @@
     if (faces.length) document.documentElement.classList.add("course-cjk-loaded");
   }, function () {});
 })();
+
+// The language switch: every page of the English edition links to the same page of the Chinese edition,
+// built into zh/ under the site root, and back. The site root is the page's Sphinx content root.
+document.addEventListener("DOMContentLoaded", function () {
+  var root = document.documentElement.dataset.content_root;
+  var bar = document.querySelector(".article-header-buttons");
+  if (root === undefined || !bar) return;
+  var here = new URL(window.location.href);
+  var base = new URL(root, here);                       // this edition's root
+  var zh = (document.documentElement.lang || "").toLowerCase().indexOf("zh") === 0;
+  var page = here.pathname.slice(base.pathname.length);  // the page, relative to the root
+  var site = zh ? new URL("../", base) : base;            // the English edition's root
+  var link = document.createElement("a");
+  link.href = new URL((zh ? "" : "zh/") + page, site).href + here.hash;
+  link.textContent = zh ? "English" : "中文";
+  link.className = "btn btn-sm course-language";
+  link.title = zh ? "Read this page in English" : "阅读本页中文版";
+  bar.insertBefore(link, bar.firstChild);
+});
