@@ -40,7 +40,6 @@ CODE_STUB = "# YOUR ANSWER HERE (code, or your reasoning as comments)"
 TEXT_STUB = "YOUR ANSWER HERE"
 POINTS_AUTO, POINTS_MANUAL = 2, 2
 TEST_HEADER = "# Autograded: the exercise's checker again; under nbgrader a failed check scores 0."
-HIDDEN = ("cellView",)
 STATEMENT = re.compile(r"^#{3,}\s*Exercise\s+(\d+)", re.M)
 HEADING = re.compile(r"#+\s")
 CHECK_CALL = re.compile(r"^\s*(check_\w+\(.*\))\s*;?\s*$", re.M)
@@ -158,8 +157,7 @@ def student_cell(cell: dict) -> dict:
         cell["source"] = CODE_STUB if cell["cell_type"] == "code" else TEXT_STUB
         meta.pop("jupyter", None)
         meta.pop("mystnb", None)
-        for key in HIDDEN:
-            meta.pop(key, None)
+        meta.pop("cellView", None)
         _tags(cell, remove=["hide-input"])
     if "exercise" in meta.get("tags", []) and cell["cell_type"] == "code":
         cell["outputs"], cell["execution_count"] = [], None

@@ -32,7 +32,7 @@ from .vision import PatchEmbedding, check_images
 from .zoo import register_model
 
 __all__ = ["ExecutorConfig", "InstructionExecutor", "encode_observations", "act", "collect", "episode", "merge",
-           "clone", "success_rate", "VISITS", "dagger"]
+           "clone", "success_rate", "success_summary", "VISITS", "dagger"]
 
 
 @dataclass
@@ -210,8 +210,13 @@ def success_rate(model: InstructionExecutor, split: str = "heldout", n_episodes:
                  world=None) -> dict:
     """Greedy episodes on ``split`` (env seeds seed ...): {"success", "interval" (Wilson 95%), "n"}."""
     check_one_of(split, "split", SPLITS)
-    rate, interval = accuracy_with_interval(collect(n_episodes, split, seed, policy=model, world=world)["outcomes"])
-    return {"success": round(rate, 4), "interval": [round(x, 4) for x in interval], "n": n_episodes}
+    return success_summary(collect(n_episodes, split, seed, policy=model, world=world)["outcomes"])
+
+
+def success_summary(outcomes) -> dict:
+    """Episode outcomes (True for a success) -> {"success", "interval" (Wilson 95%), "n"}, rounded to 4 places."""
+    rate, interval = accuracy_with_interval(list(outcomes))
+    return {"success": round(rate, 4), "interval": [round(x, 4) for x in interval], "n": len(outcomes)}
 
 
 VISITS = ("learner", "expert")

@@ -17,8 +17,7 @@ import torch
 
 from .agent import MAX_STEPS, ShapesGridEnv
 from .checks import check_int, check_one_of, describe
-from .executor import InstructionExecutor, act, encode_observations
-from .metrics import accuracy_with_interval
+from .executor import InstructionExecutor, act, encode_observations, success_summary
 
 __all__ = ["returns_to_go", "reinforce_loss", "sample_episodes", "sampled_success", "BASELINES", "TRAINABLE",
            "reinforce"]
@@ -83,8 +82,7 @@ def sampled_success(model: InstructionExecutor, split: str = "heldout", n_episod
     for start in range(0, n_episodes, batch):
         envs = [ShapesGridEnv(split=split) for _ in range(min(batch, n_episodes - start))]
         wins += sample_episodes(model, envs, [seed + start + e for e in range(len(envs))], generator)["success"].tolist()
-    rate, interval = accuracy_with_interval(wins)
-    return {"success": round(rate, 4), "interval": [round(x, 4) for x in interval], "n": n_episodes}
+    return success_summary(wins)
 
 
 BASELINES = ("value", "mean", "none")
